@@ -1,0 +1,12 @@
+/**
+ * comfyguard's public API. Named exports only: everything a library user, the HTTP service and
+ * the CLI may use is listed here.
+ */
+export type * from './comfy/types.js';
+export type { ComfyApi, ComfyClientOptions, CallOptions, SubmitOptions, ComfySocketEvent } from './comfy/api.js';
+export { ComfyRequestError, parsePromptValidation } from './comfy/errors.js';
+export type { ComfyRequestErrorKind, PromptValidation } from './comfy/errors.js';
+export type { Clock } from './util/clock.js';
+export { systemClock } from './util/clock.js';
+export type * from './jobs/types.js';
+export type * from './store/contract.js';
