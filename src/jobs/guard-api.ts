@@ -1,0 +1,89 @@
+/**
+ * The public surface of a guard: what a library user gets from `createGuard(options)`, and the only
+ * thing `server/` and `cli/` use. Implemented in `jobs/guard.ts`.
+ */
+import type { ApiWorkflow } from '../comfy/types.js';
+import type { JobQuery, JobPage } from '../store/contract.js';
+import type { JobOptions, JobParams, JobRecord, JobStatus, RecoveryStep } from './types.js';
+
+/** A progress or state event of one job. */
+export type JobEvent =
+  | { type: 'progress'; jobId: string; progress: number; node: string | null; attempt: number; at: number }
+  | { type: 'state'; jobId: string; from: JobStatus | null; to: JobStatus; at: number; job: JobRecord }
+  | { type: 'recovery'; jobId: string; step: RecoveryStep; at: number };
+
+/** Analytics events (names and fields are part of the contract). */
+export type AnalyticsEvent =
+  | { name: 'comfyui_retry_attempted'; promptId: string; attempt: number; errorType: string }
+  | { name: 'comfyui_retry_succeeded'; promptId: string; attempt: number; totalRetries: number }
+  | { name: 'comfyui_retry_exhausted'; promptId: string; totalRetries: number; finalError: string }
+  | { name: 'job_submitted' | 'job_started' | 'job_completed' | 'job_failed' | 'job_cancelled' | 'job_timed_out'; jobId: string; [k: string]: unknown };
+
+/** A receiver of analytics events. Sinks must not throw; errors are logged and dropped. */
+export type AnalyticsSink = (event: AnalyticsEvent) => void;
+
+export interface SubmitResult {
+  id: string;
+  status: JobStatus;
+  /** false when an idempotency key matched an existing job. */
+  created: boolean;
+}
+
+export type DegradationLevel = 'full' | 'high' | 'medium' | 'low' | 'minimal';
+
+export interface ServerHealthView {
+  name: string;
+  url: string;
+  healthy: boolean;
+  latencyMs: number | null;
+  vramTotal: number | null;
+  vramFree: number | null;
+  queueRemaining: number | null;
+  breaker: 'closed' | 'open' | 'half_open' | 'isolated';
+  lastError: string | null;
+  checkedAt: number | null;
+  tags: string[];
+}
+
+export interface GuardStats {
+  totalJobs: number;
+  byStatus: Record<JobStatus, number>;
+  totalErrors: number;
+  successfulRecoveries: number;
+  failedRecoveries: number;
+  /** successfulRecoveries / (successful + failed), 0 when none. */
+  recoveryRate: number;
+  /** Share of retried jobs that ended completed. */
+  retrySuccessRate: number;
+  errorDistribution: Record<string, number>;
+  byStrategy: Record<string, { succeeded: number; failed: number; pending: number }>;
+  degradation: DegradationLevel;
+}
+
+export interface Guard {
+  /** Accepts a job and returns at once; the job is persisted before this resolves. */
+  submit(workflow: ApiWorkflow, options?: JobOptions & { params?: JobParams }): Promise<SubmitResult>;
+  get(id: string): Promise<JobRecord | null>;
+  list(filter?: JobQuery): Promise<JobPage>;
+  /** Resolves with the job once it is terminal. */
+  wait(id: string, opts?: { signal?: AbortSignal }): Promise<JobRecord>;
+  /** Progress and state events until the job is terminal (the last event is the terminal state). */
+  progress(id: string, opts?: { signal?: AbortSignal }): AsyncIterable<JobEvent>;
+  /** Starts a new attempt of a failed job from its original workflow. Refused for non-retryable codes unless forced. */
+  retry(id: string, opts?: { force?: boolean }): Promise<JobRecord>;
+  cancel(id: string): Promise<JobRecord>;
+  /** Cancels every job, interrupts every server and clears their queues. */
+  emergencyStop(): Promise<{ cancelled: number; servers: number }>;
+  stats(): Promise<GuardStats>;
+  /** Health of every server (cached health checks). */
+  servers(): Promise<ServerHealthView[]>;
+  degradation(): DegradationLevel;
+  /** Deletes terminal jobs older than `hours`. */
+  cleanup(olderThanHours: number): Promise<number>;
+  /** Subscribes to every job's events; returns an unsubscribe function. */
+  onEvent(listener: (e: JobEvent) => void): () => void;
+  /** Downloads an output file through the server that made it. */
+  fetchOutput(server: string, file: { filename: string; subfolder?: string; type?: string }): Promise<{ contentType: string; data: Uint8Array }>;
+  /** Stops accepting jobs, waits for in-flight work to reach a safe point, closes everything. */
+  close(): Promise<void>;
+}
