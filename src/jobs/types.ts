@@ -100,6 +100,8 @@ export interface AttemptRecord {
   changes?: InputChange[];
   /** Output nodes this attempt was limited to (resume with partial execution). */
   partialTargets?: string[];
+  /** The first attempt after a manual retry: earlier attempts no longer count against the budget. */
+  manual?: boolean;
   code?: string;
   message?: string;
   startedAt: number;
