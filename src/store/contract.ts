@@ -1,6 +1,12 @@
 /**
  * The persistence contract, in domain terms. SQLite, PostgreSQL and Redis implement it and one
  * conformance suite runs against each. Every write is durable when its promise resolves.
+ *
+ * Common rules: every write sets `updatedAt` to the store clock's now (unless the patch sets it);
+ * a job that reaches a terminal state without `endedAt` gets `endedAt = now`; writes to an unknown
+ * job throw `StoreError` `STORE_JOB_NOT_FOUND`; invalid records or patches throw
+ * `STORE_INVALID_JOB` and write nothing; an unreachable database surfaces as `STORE_UNAVAILABLE`
+ * after the store's own bounded retries (see `./errors.ts`).
  */
 import type { AttemptRecord, Checkpoint, JobRecord, JobStatus, RecoveryStep } from '../jobs/types.js';
 
@@ -19,6 +25,8 @@ export interface JobQuery {
 export interface JobPage {
   jobs: JobRecord[];
   nextCursor: string | null;
+  /** Rows on this page that could not be read back; they are skipped, not fatal. */
+  corrupt?: CorruptJob[];
 }
 
 /** A row that could not be read back (bad JSON, half-written). Reported, never fatal. */
