@@ -69,7 +69,8 @@ export interface ComfyApi {
 
 /** Events of a ComfyUI WebSocket connection. */
 export type ComfySocketEvent =
-  | { kind: 'open'; clientId: string }
+  /** The socket is open; `reconnect` is true when it replaces a dropped one (reconcile in-flight prompts). */
+  | { kind: 'open'; clientId: string; reconnect?: boolean }
   | { kind: 'message'; message: WsMessage }
   | { kind: 'unknown'; message: UnknownWsMessage }
   | { kind: 'binary'; frame: BinaryFrame }
