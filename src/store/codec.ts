@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { JOB_STATUSES, STRATEGY_NAMES, type JobRecord } from '../jobs/types.js';
 
-const ms = z.number().finite();
+// Timestamps are integer ms since the epoch; SQL columns hold them as integers.
+const ms = z.number().int();
 const object = z.record(z.string(), z.unknown());
 
 const workflowSchema = z.record(
