@@ -1,0 +1,74 @@
+/**
+ * What a recovery decision knows, derived only from persisted job data and the pool view, so a
+ * restarted engine rebuilds exactly the same context and makes the same decision.
+ */
+import type { ApiWorkflow } from '../comfy/types.js';
+import type { ErrorCode } from '../errors/codes.js';
+import type { AttemptRecord, RecoveryStep, StrategyName } from '../jobs/types.js';
+import type { DecisionInput, PoolServer } from './policy.js';
+
+export interface DecisionContext {
+  input: DecisionInput;
+  code: ErrorCode;
+  failed: AttemptRecord;
+  /** Recovery steps taken before the failed attempt (a step already recorded for it is ignored). */
+  prior: RecoveryStep[];
+  /** Attempts up to and including the failed one. */
+  attempts: AttemptRecord[];
+  /** What the failed attempt ran: the base of the next workflow. */
+  base: ApiWorkflow;
+  /** What this line of attempts started from: the floors of the reduce_* steps are relative to it. */
+  original: ApiWorkflow;
+  failedServer: PoolServer | undefined;
+  /** Healthy servers with a closed breaker, in pool order. */
+  usable: PoolServer[];
+}
+
+/** Builds the context; attempts that replaced the workflow wholesale start a new lineage. */
+export function buildContext(input: DecisionInput): DecisionContext {
+  const failed = input.failedAttempt;
+  const attempts = input.job.attempts.filter((a) => a.number < failed.number);
+  attempts.push(failed);
+  attempts.sort((a, b) => a.number - b.number);
+  const lineageStart = [...attempts].reverse().find((a) => a.strategy === 'fallback_workflow') ?? attempts[0];
+  return {
+    input,
+    code: input.code,
+    failed,
+    prior: input.job.recoveryHistory.filter((s) => s.attempt < failed.number),
+    attempts,
+    base: failed.workflow,
+    original: lineageStart?.workflow ?? input.job.workflow,
+    failedServer: input.pool.servers.find((s) => s.name === failed.server),
+    usable: input.pool.servers.filter((s) => s.healthy && !s.breakerOpen),
+  };
+}
+
+/** How often `strategy` was used for `code` (any code when omitted). */
+export function timesUsed(ctx: DecisionContext, strategy: StrategyName, code?: ErrorCode): number {
+  return ctx.prior.filter((s) => s.strategy === strategy && (code === undefined || s.code === code)).length;
+}
+
+/** Retries already spent: attempts after the first, up to and including the failed one. */
+export function retriesUsed(ctx: DecisionContext): number {
+  return Math.max(0, ctx.attempts.length - 1);
+}
+
+/** Servers on which this job already failed with `code` (the failed attempt's server included). */
+export function serversFailedWith(ctx: DecisionContext, code: ErrorCode): string[] {
+  const names: string[] = [];
+  for (const a of ctx.attempts) {
+    const failedHere = a === ctx.failed || a.code === code;
+    if (failedHere && a.server && !names.includes(a.server)) names.push(a.server);
+  }
+  return names;
+}
+
+/** True when `server` has `name` in `folder` (any folder when none is given). */
+export function serverHasModel(server: PoolServer, name: string, folder?: string): boolean {
+  if (!server.models) return false;
+  const norm = (s: string): string => s.replaceAll('\\', '/');
+  const folders =
+    folder === undefined ? Object.keys(server.models) : folder === 'unet' || folder === 'diffusion_models' ? ['unet', 'diffusion_models'] : [folder];
+  return folders.some((f) => (server.models?.[f] ?? []).some((m) => norm(m) === norm(name)));
+}

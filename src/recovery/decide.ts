@@ -1,0 +1,94 @@
+/**
+ * `decideNext`: walks the policy's strategy list for the failure's code and returns the first
+ * strategy that applies, or an abort with the reason. Pure and deterministic: the same persisted
+ * job and pool view always give the same decision.
+ */
+import { ERROR_REGISTRY, type ErrorCode } from '../errors/codes.js';
+import type { StrategyName } from '../jobs/types.js';
+import { buildContext, retriesUsed, serverHasModel, timesUsed, type DecisionContext } from './context.js';
+import type { DecisionInput, RecoveryDecision } from './policy.js';
+import { plan } from './strategies.js';
+
+/**
+ * Strategies that do not make progress by themselves: the k-th time one is listed allows its k-th
+ * use for the code (`['retry', 'failover', 'retry']` = retry, fail over, retry again). The others
+ * progress on their own (next server, next model, smaller batch) and say when they are exhausted.
+ */
+const COUNTED: ReadonlySet<StrategyName> = new Set(['retry', 'resume']);
+
+/**
+ * Transient codes whose `retry` may repeat, once nothing else in the list applies, until the budget
+ * is spent (a lone server that restarts or sheds load comes back). Not GENERATION_ERROR ("retry
+ * once") nor SERVER_ERROR (ComfyUI's text 500 repeats for the same request).
+ */
+function retryRepeats(code: ErrorCode): boolean {
+  return ERROR_REGISTRY[code].category === 'transient' && code !== 'COMFYUI_GENERATION_ERROR' && code !== 'COMFYUI_SERVER_ERROR';
+}
+
+/**
+ * Chooses what the next attempt of a job is after `failedAttempt` failed with `code`.
+ * - Permanent/fatal codes (policy `['abort']`) abort at once.
+ * - At most `maxRetries` attempts after the first; when spent, abort naming the last code.
+ * - The code's strategies are tried in order; the first that applies wins. History is read from
+ *   `job.recoveryHistory` and `job.attempts`, never from memory.
+ * @example
+ * const d = decideNext({ code: 'COMFYUI_OOM', classification, job, failedAttempt, pool, policy, maxRetries: 3 });
+ * if (d.action === 'attempt') runAttempt(d.workflow, d.server);
+ */
+export function decideNext(input: DecisionInput): RecoveryDecision {
+  const { code, policy, maxRetries } = input;
+  const list = policy[code] ?? ['abort'];
+  const info = ERROR_REGISTRY[code];
+  if (list[0] === 'abort') {
+    const kind = info.category === 'permanent' || info.category === 'fatal' ? `a ${info.category} error` : 'set to abort by the recovery policy';
+    return { action: 'abort', reason: `${code} is ${kind}: failing without a retry (${info.message})` };
+  }
+  const ctx = buildContext(input);
+  const used = retriesUsed(ctx);
+  if (used >= maxRetries) {
+    return {
+      action: 'abort',
+      reason: `retry budget exhausted: ${used} of ${maxRetries} retries used; last error ${code} on ${ctx.failed.server}`,
+    };
+  }
+  const skipped: string[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const strategy = list[i] as StrategyName;
+    if (strategy === 'abort') return { action: 'abort', reason: `${code}: the recovery policy ends with abort (${skipped.join('; ') || 'nothing tried'})` };
+    if (COUNTED.has(strategy)) {
+      const allowed = list.slice(0, i + 1).filter((s) => s === strategy).length;
+      if (timesUsed(ctx, strategy, code) >= allowed) {
+        if (!skipped.includes(`${strategy}: already used`)) skipped.push(`${strategy}: already used`);
+        continue;
+      }
+    }
+    const outcome = plan(ctx, strategy);
+    if ('plan' in outcome) return { action: 'attempt', strategy, ...outcome.plan };
+    skipped.push(outcome.skip);
+  }
+  if (list.includes('retry') && retryRepeats(code)) {
+    const outcome = plan(ctx, 'retry', true);
+    if ('plan' in outcome) return { action: 'attempt', strategy: 'retry', ...outcome.plan };
+  }
+  return { action: 'abort', reason: exhaustedReason(ctx, skipped) };
+}
+
+/** Why nothing applies, in the words a user needs (the missing model or node named first). */
+function exhaustedReason(ctx: DecisionContext, skipped: string[]): string {
+  const detail = skipped.join('; ');
+  const { missingModels = [], missingNodeTypes = [] } = ctx.input.classification;
+  if (ctx.code === 'COMFYUI_MODEL_MISSING' && missingModels.length > 0) {
+    const absent = missingModels.filter((m) => !ctx.usable.some((s) => serverHasModel(s, m.name, m.folder)));
+    if (absent.length > 0) {
+      const names = absent.map((m) => m.name).join(', ');
+      return `model ${names} is not on any server; no fallback model or workflow is available (${detail})`;
+    }
+  }
+  if (ctx.code === 'COMFYUI_MISSING_NODE' && missingNodeTypes.length > 0) {
+    const absent = missingNodeTypes.filter((t) => !ctx.usable.some((s) => s.nodeTypes?.includes(t)));
+    if (absent.length > 0) {
+      return `node type ${absent.join(', ')} is not installed on any server; no fallback workflow is available (${detail})`;
+    }
+  }
+  return `no recovery strategy left for ${ctx.code} (${detail})`;
+}
