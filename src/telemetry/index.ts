@@ -1,0 +1,27 @@
+/** Telemetry: Prometheus metrics, analytics sinks and alerts, webhooks. */
+export { createMetrics, DEGRADATION_LEVELS, type GuardMetrics, type MetricsOptions, type MetricsSource } from './metrics.js';
+export {
+  createErrorSpikeAlert,
+  createJsonLinesSink,
+  createLoggerSink,
+  ERROR_EVENT_NAMES,
+  type ClosableSink,
+  type ErrorSpike,
+  type ErrorSpikeAlert,
+  type ErrorSpikeAlertOptions,
+} from './analytics.js';
+export {
+  attachWebhooks,
+  createWebhookNotifier,
+  EVENT_HEADER,
+  isRetryableStatus,
+  jobWebhookPayload,
+  SIGNATURE_HEADER,
+  signWebhookBody,
+  type FetchLike,
+  type JobWebhookPayload,
+  type WebhookNotifier,
+  type WebhookNotifierOptions,
+  type WebhookResult,
+  type WebhookRetryOptions,
+} from './webhook.js';
