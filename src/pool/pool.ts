@@ -2,6 +2,7 @@
  * The server pool: N ComfyUI servers, each with a client, a cached health check, a circuit
  * breaker and discovered capabilities; routing and failover over them; and the degradation level.
  */
+import { setMaxListeners } from 'node:events';
 import type { ComfyApi } from '../comfy/api.js';
 import { ComfyClient } from '../comfy/client.js';
 import { serverCapabilities } from '../comfy/features.js';
@@ -135,7 +136,8 @@ export class ServerPool {
   readonly #healthTtlMs: number;
   readonly #capabilityRefreshMs: number;
   readonly #unhealthyHoldMs: number;
-  readonly #background = new AbortController();
+  /** Aborts background work (probes, discovery) on close; one listener per server is expected. */
+  readonly #background = fanOutController();
   #level: DegradationLevel = 'full';
   #pickSeq = 0;
   #healthTimer: TimerHandle | null = null;
@@ -220,8 +222,10 @@ export class ServerPool {
       .map((n) => this.#entry(n))
       .filter((e) => !exclude.has(e.cfg.name) && tags.every((t) => e.cfg.tags.includes(t)) && e.breaker.canPass() && !this.#holding(e));
     if (pre.length === 0) return null;
-    // Health before capabilities: a dead server's capabilities are not worth a request.
-    await Promise.all(pre.map((e) => this.#checkHealth(e, false, req.signal)));
+    // Health before capabilities: a dead server's capabilities are not worth a request. Fresh
+    // cached results need no probe, so the common case stays synchronous.
+    const stale = pre.filter((e) => !e.health.isFresh());
+    if (stale.length > 0) await this.#withFanOutSignal(req.signal, (signal) => Promise.all(stale.map((e) => this.#checkHealth(e, false, signal))));
     const healthy = pre.filter((e) => e.health.last?.healthy === true && !this.#held(e));
     await Promise.all(healthy.filter((e) => e.caps === null).map((e) => this.#refreshCaps(e)));
     const reference = req.preferMoreVramThan === undefined ? undefined : this.#entries.get(req.preferMoreVramThan)?.health.last?.vramTotal;
@@ -420,6 +424,24 @@ export class ServerPool {
     return e;
   }
 
+  /**
+   * Runs `fn` with a signal that follows the caller's (or the pool's background signal) and may
+   * carry one listener per server without Node's max-listeners warning.
+   */
+  async #withFanOutSignal<T>(outer: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (!outer) return fn(this.#background.signal);
+    const ac = new AbortController();
+    setMaxListeners(0, ac.signal);
+    const forward = () => ac.abort(outer.reason);
+    if (outer.aborted) forward();
+    else outer.addEventListener('abort', forward, { once: true });
+    try {
+      return await fn(ac.signal);
+    } finally {
+      outer.removeEventListener('abort', forward);
+    }
+  }
+
   /** Inside the hold period of markUnhealthy (nothing is probed then). */
   #holding(e: Entry): boolean {
     return e.heldUntil !== null && this.#clock.now() < e.heldUntil;
@@ -530,6 +552,12 @@ export class ServerPool {
       }
     }
   }
+}
+
+function fanOutController(): AbortController {
+  const ac = new AbortController();
+  setMaxListeners(0, ac.signal);
+  return ac;
 }
 
 function canRun(caps: Capabilities, needs: WorkflowNeeds): boolean {
