@@ -320,13 +320,18 @@ export class ServerPool {
 
   /**
    * An attempt on `name` failed. Its health is probed again before the next use; failures that
-   * say the server is in trouble count towards its breaker; capability errors refresh its lists.
+   * say the server is in trouble (connection, timeout, 5xx, overload, stall, GPU fault, disk full)
+   * count towards its breaker; capability errors refresh its lists; everything but permanent
+   * (workflow) errors counts towards the error rate behind the degradation level.
    */
   recordFailure(name: string, c: { code: string; category: string }): void {
     const e = this.#entry(name);
     e.health.invalidate();
     if (c.category !== 'permanent') this.#errors.record(true);
+    // Any other failure means the server answered and works: for its breaker that is a success
+    // (as cockatiel treats errors it does not handle), which also frees a half-open trial slot.
     if (SERVER_TROUBLE.has(c.code)) void e.breaker.recordFailure();
+    else void e.breaker.recordSuccess();
     if (CAPABILITY_DRIFT.has(c.code)) void this.#refreshCaps(e);
     this.#updateDegradation();
   }
