@@ -3,6 +3,7 @@
  * restarted engine rebuilds exactly the same context and makes the same decision.
  */
 import type { ApiWorkflow } from '../comfy/types.js';
+import { referencedModels } from '../comfy/workflow.js';
 import type { ErrorCode } from '../errors/codes.js';
 import type { AttemptRecord, RecoveryStep, StrategyName } from '../jobs/types.js';
 import type { DecisionInput, PoolServer } from './policy.js';
@@ -71,4 +72,19 @@ export function serverHasModel(server: PoolServer, name: string, folder?: string
   const folders =
     folder === undefined ? Object.keys(server.models) : folder === 'unet' || folder === 'diffusion_models' ? ['unet', 'diffusion_models'] : [folder];
   return folders.some((f) => (server.models?.[f] ?? []).some((m) => norm(m) === norm(name)));
+}
+
+/**
+ * False when the server is known to lack a model the workflow loads. Folders the server did not
+ * report are unknown, not missing: the pool may list only some folders.
+ */
+export function serverCanLoad(server: PoolServer, wf: ApiWorkflow): boolean {
+  if (!server.models) return true;
+  const norm = (s: string): string => s.replaceAll('\\', '/');
+  for (const ref of referencedModels(wf)) {
+    const known = [ref.folder, ...ref.aliases].filter((f) => server.models?.[f] !== undefined);
+    if (known.length === 0) continue;
+    if (!known.some((f) => (server.models?.[f] ?? []).some((m) => norm(m) === norm(ref.name)))) return false;
+  }
+  return true;
 }

@@ -4,7 +4,7 @@
  */
 import type { ApiWorkflow } from '../comfy/types.js';
 import type { InputChange, JobParams, StrategyName } from '../jobs/types.js';
-import { serverHasModel, serversFailedWith, timesUsed, type DecisionContext } from './context.js';
+import { serverCanLoad, serverHasModel, serversFailedWith, timesUsed, type DecisionContext } from './context.js';
 import { outputNodeIds } from './graph.js';
 import { applyParams, isUnetFolder, reduceBatch, reduceResolution, reduceSteps, switchModel, useTiledVae, type PatchResult } from './patcher.js';
 import { isPatchError } from './patch-error.js';
@@ -125,6 +125,8 @@ function failover(ctx: DecisionContext): PlanOutcome {
     why = `a server that has the node type(s) ${missingNodes.join(', ')}`;
   }
   if (candidates.length === 0) return skip(`failover: no healthy server left that qualifies (${why}; excluded ${exclude.join(', ')})`);
+  // Servers known to hold every model of the workflow first (stable, so the pool's order breaks ties).
+  candidates = [...candidates.filter((s) => serverCanLoad(s, ctx.base)), ...candidates.filter((s) => !serverCanLoad(s, ctx.base))];
   server.candidates = candidates.map((s) => s.name);
   const block = ctx.code === 'COMFYUI_DEPENDENCY_ERROR' ? `; ${ctx.failed.server} is blocked for this workflow` : '';
   return unchanged(ctx, server, `${ctx.code}: fail over from ${ctx.failed.server} to ${why} (${server.candidates.join(', ')})${block}`);
@@ -163,9 +165,10 @@ function switchModelStep(ctx: DecisionContext): PlanOutcome {
     for (const c of step.changes) if (typeof c.to === 'string') tried.add(c.to);
   }
   const from = missing.length > 0 ? missing.map((m) => m.name) : undefined;
+  let partial: PlanOutcome | null = null;
   for (const model of modelChain(ctx, folder)) {
     if (tried.has(model)) continue;
-    const holders = ctx.usable.filter((s) => serverHasModel(s, model, folder)).map((s) => s.name);
+    const holders = ctx.usable.filter((s) => serverHasModel(s, model, folder));
     if (holders.length === 0) continue;
     const result = switchModel(ctx.base, model, { ...(from ? { from } : {}), folder });
     if (!result) {
@@ -173,17 +176,23 @@ function switchModelStep(ctx: DecisionContext): PlanOutcome {
       // Without a missing name every loader switches; a model the loaders already use changes nothing.
       continue;
     }
+    // Best: a server that has the new model and every other model of the workflow.
+    const complete = holders.filter((s) => serverCanLoad(s, result.workflow));
+    const names = (complete.length > 0 ? complete : holders).map((s) => s.name);
     const lost = from ? `${from.join(', ')} is not on any usable server` : 'switching model';
-    return {
+    const outcome: PlanOutcome = {
       plan: {
         workflow: result.workflow,
         changes: result.changes,
-        server: { require: [model], candidates: holders },
+        server: { require: [model], candidates: names },
         useBackoff: false,
-        message: `${ctx.code}: ${lost}; switch to fallback model ${model} (on ${holders.join(', ')}): ${describeChanges(result.changes)}`,
+        message: `${ctx.code}: ${lost}; switch to fallback model ${model} (on ${names.join(', ')}): ${describeChanges(result.changes)}`,
       },
     };
+    if (complete.length > 0) return outcome;
+    partial ??= outcome;
   }
+  if (partial) return partial;
   return skip('switch_model: no fallback model is on any healthy server');
 }
 
