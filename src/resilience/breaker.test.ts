@@ -44,6 +44,15 @@ describe('ServerBreaker', () => {
     expect(breaker.state).toBe('closed');
   });
 
+  it('applies outcomes in the order they were reported, even when nobody awaits them', async () => {
+    for (let i = 0; i < 4; i++) void breaker.recordFailure();
+    void breaker.recordSuccess();
+    const last = breaker.recordFailure();
+    await last;
+    expect(breaker.state).toBe('closed');
+    expect(breaker.failures).toBe(1);
+  });
+
   it('half-opens after exactly 60 s, announced as an event by its timer', async () => {
     await fail(5);
     await vi.advanceTimersByTimeAsync(59_999);

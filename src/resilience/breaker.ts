@@ -109,6 +109,7 @@ export class ServerBreaker {
   #trials: number[] = [];
   #timer: TimerHandle | null = null;
   #reported: BreakerState = 'closed';
+  #outcomes: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(opts: ServerBreakerOptions = {}) {
@@ -158,23 +159,29 @@ export class ServerBreaker {
   }
 
   /** Feeds a success of work done outside `execute` (a finished job) into the breaker. */
-  async recordSuccess(): Promise<void> {
-    if (!this.#admitsOutcome()) return;
-    this.#releaseTrial();
-    await this.#policy.execute(() => undefined).catch(() => undefined);
-    this.#sync();
+  recordSuccess(): Promise<void> {
+    return this.#record(() => undefined);
   }
 
   /** Feeds a failure of work done outside `execute` into the breaker. */
-  async recordFailure(): Promise<void> {
-    if (!this.#admitsOutcome()) return;
-    this.#releaseTrial();
-    await this.#policy
-      .execute(() => {
-        throw kRecordedFailure;
-      })
-      .catch(() => undefined);
-    this.#sync();
+  recordFailure(): Promise<void> {
+    return this.#record(() => {
+      throw kRecordedFailure;
+    });
+  }
+
+  /**
+   * Outcomes go through cockatiel one after another, in the order they were reported: cockatiel
+   * settles a sync throw a tick earlier than a return, which would otherwise reorder them.
+   */
+  #record(outcome: () => undefined): Promise<void> {
+    this.#outcomes = this.#outcomes.then(async () => {
+      if (!this.#admitsOutcome()) return;
+      this.#releaseTrial();
+      await this.#policy.execute(outcome).catch(() => undefined);
+      this.#sync();
+    });
+    return this.#outcomes;
   }
 
   /**
