@@ -117,7 +117,7 @@ class Engine {
   pick(d: Attempt): string {
     const s = d.server;
     if (s.prefer) return s.prefer;
-    if (s.candidates?.[0]) return s.candidates[0];
+    if (s.require?.[0]) return s.require[0];
     const ok = this.pool.find((p) => p.healthy && !p.breakerOpen && !s.exclude?.includes(p.name));
     return ok?.name ?? this.last.server;
   }
@@ -182,7 +182,7 @@ describe('decideNext: the OOM ladder', () => {
     const e = new Engine({ workflow: oomStart(), pool: [small, mid, big], maxRetries: 10 });
     expect(attempt(e.fail('COMFYUI_OOM'))).toMatchObject({ strategy: 'free_memory', server: { prefer: 'small' } });
     const fo = attempt(e.fail('COMFYUI_OOM'));
-    expect(fo).toMatchObject({ strategy: 'failover', changes: [], useBackoff: false, server: { moreVramThan: 'small', exclude: ['small'], candidates: ['big', 'mid'] } });
+    expect(fo).toMatchObject({ strategy: 'failover', changes: [], useBackoff: false, server: { moreVramThan: 'small', exclude: ['small'], require: ['big', 'mid'] } });
     expect(e.last.server).toBe('big');
     expect(attempt(e.fail('COMFYUI_OOM'))).toMatchObject({ strategy: 'free_memory', server: { prefer: 'big' } });
     // Nobody has more VRAM than "big": the ladder moves on to changing the workflow.
@@ -264,7 +264,7 @@ describe('decideNext: COMFYUI_MODEL_MISSING', () => {
       pool: [server('a', { models: { checkpoints: ['sd_xl_base_1.0.safetensors'] } }), server('b', { models: { checkpoints: ['sd_xl_base_1.0.safetensors', 'sd_xl_refiner_1.0.safetensors'] } })],
     });
     const d = attempt(e.fail('COMFYUI_MODEL_MISSING', missing('sd_xl_refiner_1.0.safetensors')));
-    expect(d).toMatchObject({ strategy: 'failover', changes: [], server: { require: ['sd_xl_refiner_1.0.safetensors'], candidates: ['b'], exclude: ['a'] } });
+    expect(d).toMatchObject({ strategy: 'failover', changes: [], server: { requireModels: ['sd_xl_refiner_1.0.safetensors'], require: ['b'], exclude: ['a'] } });
     expect(d.message).toContain('a server that has sd_xl_refiner_1.0.safetensors');
   });
 
@@ -282,13 +282,13 @@ describe('decideNext: COMFYUI_MODEL_MISSING', () => {
     expect(d1).toMatchObject({
       strategy: 'switch_model',
       changes: [{ nodeId: '12', classType: 'CheckpointLoaderSimple', input: 'ckpt_name', from: 'sd_xl_refiner_1.0.safetensors', to: 'juggernautXL.safetensors' }],
-      server: { require: ['juggernautXL.safetensors'], candidates: ['b'] },
+      server: { require: ['b'], requireModels: ['juggernautXL.safetensors'] },
     });
     expect(d1.message).toContain('sd_xl_refiner_1.0.safetensors is not on any usable server; switch to fallback model juggernautXL.safetensors');
     expect(e.last.server).toBe('b');
     // The job's own fallback turns out unloadable on b: the default chain comes next, on servers with every model.
     const d2 = attempt(e.fail('COMFYUI_MODEL_MISSING', missing('juggernautXL.safetensors')));
-    expect(d2).toMatchObject({ strategy: 'switch_model', server: { require: ['sd_xl_base_1.0.safetensors'], candidates: ['a', 'b'] } });
+    expect(d2).toMatchObject({ strategy: 'switch_model', server: { require: ['a', 'b'], requireModels: ['sd_xl_base_1.0.safetensors'] } });
     expect(d2.changes).toEqual([{ nodeId: '12', classType: 'CheckpointLoaderSimple', input: 'ckpt_name', from: 'juggernautXL.safetensors', to: 'sd_xl_base_1.0.safetensors' }]);
     // The base loader was never touched.
     expect(e.last.workflow['4']?.inputs['ckpt_name']).toBe('sd_xl_base_1.0.safetensors');
@@ -304,7 +304,7 @@ describe('decideNext: COMFYUI_MODEL_MISSING', () => {
       ],
     });
     const d = attempt(e.fail('COMFYUI_MODEL_MISSING', missing('sd_xl_refiner_1.0.safetensors')));
-    expect(d.server).toEqual({ require: ['on-both.safetensors'], candidates: ['d'] });
+    expect(d.server).toEqual({ require: ['d'], requireModels: ['on-both.safetensors'] });
   });
 
   it('switches the UNet of a Flux graph when the folder is diffusion_models', () => {
@@ -325,7 +325,7 @@ describe('decideNext: COMFYUI_MODEL_MISSING', () => {
       maxRetries: 5,
     });
     const d1 = attempt(e.fail('COMFYUI_MODEL_MISSING', missing('v1-5-pruned-emaonly.ckpt')));
-    expect(d1.server.require).toEqual(['zzz.safetensors']);
+    expect(d1.server).toEqual({ require: ['a'], requireModels: ['zzz.safetensors'] });
     const d2 = attempt(e.fail('COMFYUI_MODEL_MISSING', missing('zzz.safetensors')));
     expect(d2.strategy).toBe('fallback_workflow');
     expect(d2.workflow).toEqual(fluxUnet());
@@ -354,7 +354,7 @@ describe('decideNext: COMFYUI_MISSING_NODE and COMFYUI_DEPENDENCY_ERROR', () => 
       pool: [server('a', { nodeTypes: ['KSampler'] }), server('b', { nodeTypes: ['KSampler', 'IPAdapterAdvanced'] }), server('c')],
     });
     const cls = { missingNodeTypes: ['IPAdapterAdvanced'] };
-    expect(attempt(e.fail('COMFYUI_MISSING_NODE', cls))).toMatchObject({ strategy: 'failover', server: { requireNodeTypes: ['IPAdapterAdvanced'], candidates: ['b'] } });
+    expect(attempt(e.fail('COMFYUI_MISSING_NODE', cls))).toMatchObject({ strategy: 'failover', server: { requireNodeTypes: ['IPAdapterAdvanced'], require: ['b'] } });
     expect(attempt(e.fail('COMFYUI_MISSING_NODE', cls)).strategy).toBe('fallback_workflow');
     const alone = new Engine({ workflow: sd15Txt2img(), pool: [server('a', { nodeTypes: ['KSampler'] })] });
     expect(abortReason(alone.fail('COMFYUI_MISSING_NODE', cls))).toMatch(/^node type IPAdapterAdvanced is not installed on any server/);
@@ -363,9 +363,11 @@ describe('decideNext: COMFYUI_MISSING_NODE and COMFYUI_DEPENDENCY_ERROR', () => 
   it('blocks each server that hit a dependency error for this job, then tries the fallback workflow', () => {
     const e = new Engine({ workflow: sd15Txt2img(), options: { fallbackWorkflows: [hiresFixTwoSamplers()] }, pool: [server('a'), server('b'), server('c')], maxRetries: 5 });
     const d1 = attempt(e.fail('COMFYUI_DEPENDENCY_ERROR'));
-    expect(d1).toMatchObject({ strategy: 'failover', server: { exclude: ['a'], candidates: ['b', 'c'] } });
+    expect(d1).toMatchObject({ strategy: 'failover', server: { exclude: ['a'] } });
+    expect(d1.server.require).toBeUndefined();
+    expect(d1.message).toContain('(b, c)');
     expect(d1.message).toContain('a is blocked for this workflow');
-    expect(attempt(e.fail('COMFYUI_DEPENDENCY_ERROR')).server).toMatchObject({ exclude: ['a', 'b'], candidates: ['c'] });
+    expect(attempt(e.fail('COMFYUI_DEPENDENCY_ERROR')).server).toEqual({ exclude: ['a', 'b'] });
     expect(attempt(e.fail('COMFYUI_DEPENDENCY_ERROR')).strategy).toBe('fallback_workflow');
     expect(abortReason(e.fail('COMFYUI_DEPENDENCY_ERROR'))).toContain('every fallback workflow was tried');
   });
@@ -374,7 +376,9 @@ describe('decideNext: COMFYUI_MISSING_NODE and COMFYUI_DEPENDENCY_ERROR', () => 
 describe('decideNext: COMFYUI_GPU_FAULT', () => {
   it('fails over away from the faulty server, and aborts when there is no other', () => {
     const e = new Engine({ workflow: sd15Txt2img(), pool: [server('a'), server('b', { breakerOpen: true }), server('c')] });
-    expect(attempt(e.fail('COMFYUI_GPU_FAULT')).server).toMatchObject({ exclude: ['a'], candidates: ['c'] });
+    const gpu = attempt(e.fail('COMFYUI_GPU_FAULT'));
+    expect(gpu.server).toEqual({ exclude: ['a'] });
+    expect(gpu.message).toBe('COMFYUI_GPU_FAULT: fail over from a to another healthy server (c)');
     const alone = new Engine({ workflow: sd15Txt2img(), pool: [server('a')] });
     expect(abortReason(alone.fail('COMFYUI_GPU_FAULT'))).toContain('failover: no healthy server left that qualifies');
   });
@@ -384,13 +388,13 @@ describe('decideNext: connection errors, timeouts and stalls', () => {
   it('resumes on the same healthy server after backoff, then fails over, then retries', () => {
     const e = new Engine({ workflow: sd15Txt2img(), pool: [server('a'), server('b')], maxRetries: 5 });
     expect(attempt(e.fail('COMFYUI_CONNECTION_ERROR'))).toMatchObject({ strategy: 'resume', server: { prefer: 'a' }, useBackoff: true });
-    expect(attempt(e.fail('COMFYUI_CONNECTION_ERROR'))).toMatchObject({ strategy: 'failover', server: { candidates: ['b'] } });
+    expect(attempt(e.fail('COMFYUI_CONNECTION_ERROR'))).toMatchObject({ strategy: 'failover', server: { exclude: ['a'] } });
     expect(attempt(e.fail('COMFYUI_CONNECTION_ERROR'))).toMatchObject({ strategy: 'retry', useBackoff: true, server: {} });
   });
 
   it('fails over at once when the server that dropped is down', () => {
     const e = new Engine({ workflow: sd15Txt2img(), pool: [server('a', { healthy: false }), server('b')] });
-    expect(attempt(e.fail('COMFYUI_CONNECTION_ERROR'))).toMatchObject({ strategy: 'failover', useBackoff: false, server: { candidates: ['b'] } });
+    expect(attempt(e.fail('COMFYUI_CONNECTION_ERROR'))).toMatchObject({ strategy: 'failover', useBackoff: false, server: { exclude: ['a'] } });
   });
 
   it('with a lone server that is down keeps retrying with backoff until the budget is spent', () => {
@@ -419,7 +423,7 @@ describe('decideNext: connection errors, timeouts and stalls', () => {
 
   it('a stalled job goes to another server first', () => {
     const e = new Engine({ workflow: sd15Txt2img(), pool: [server('a'), server('b')] });
-    expect(attempt(e.fail('COMFYUI_STALLED'))).toMatchObject({ strategy: 'failover', server: { exclude: ['a'], candidates: ['b'] } });
+    expect(attempt(e.fail('COMFYUI_STALLED'))).toMatchObject({ strategy: 'failover', server: { exclude: ['a'] } });
   });
 });
 

@@ -167,14 +167,17 @@ export interface ServerConstraint {
   prefer?: string;
   /** Never these. */
   exclude?: string[];
-  /** Model names the server must have (any folder unless the engine knows better). */
+  /**
+   * Only these servers, best first: the ones that had what the step needs (the missing model or
+   * node type, more VRAM) when the decision was made. Absent when any server will do.
+   */
   require?: string[];
-  /** Class types the server must have. */
+  /** The model names that made `require` (for messages and for an engine that re-checks). */
+  requireModels?: string[];
+  /** The class types that made `require`. */
   requireNodeTypes?: string[];
-  /** Only a server with more VRAM than this one. */
+  /** The step is about more VRAM than this server has. */
   moreVramThan?: string;
-  /** The servers that qualified when the decision was made, best first (informational). */
-  candidates?: string[];
 }
 
 /** What to do after a failed attempt. */

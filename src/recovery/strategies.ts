@@ -105,6 +105,8 @@ function failover(ctx: DecisionContext): PlanOutcome {
   let candidates = ctx.usable.filter((s) => !exclude.includes(s.name));
   const server: ServerConstraint = { exclude };
   let why = 'another healthy server';
+  // Set when only some servers can help: the decision then names them in `require`.
+  let capability = false;
   const missingModels = ctx.input.classification.missingModels ?? [];
   const missingNodes = ctx.input.classification.missingNodeTypes ?? [];
   if (ctx.code === 'COMFYUI_OOM') {
@@ -113,23 +115,27 @@ function failover(ctx: DecisionContext): PlanOutcome {
       .sort((a, b) => (b.vramFree ?? -1) - (a.vramFree ?? -1) || (b.vramTotal ?? -1) - (a.vramTotal ?? -1));
     server.moreVramThan = ctx.failed.server;
     why = `a server with more free VRAM than ${ctx.failed.server}`;
+    capability = true;
   }
   if (missingModels.length > 0) {
     candidates = candidates.filter((s) => missingModels.every((m) => serverHasModel(s, m.name, m.folder)));
-    server.require = missingModels.map((m) => m.name);
-    why = `a server that has ${server.require.join(', ')}`;
+    server.requireModels = missingModels.map((m) => m.name);
+    why = `a server that has ${server.requireModels.join(', ')}`;
+    capability = true;
   }
   if (missingNodes.length > 0) {
     candidates = candidates.filter((s) => s.nodeTypes !== null && missingNodes.every((t) => s.nodeTypes?.includes(t)));
     server.requireNodeTypes = [...missingNodes];
     why = `a server that has the node type(s) ${missingNodes.join(', ')}`;
+    capability = true;
   }
   if (candidates.length === 0) return skip(`failover: no healthy server left that qualifies (${why}; excluded ${exclude.join(', ')})`);
   // Servers known to hold every model of the workflow first (stable, so the pool's order breaks ties).
   candidates = [...candidates.filter((s) => serverCanLoad(s, ctx.base)), ...candidates.filter((s) => !serverCanLoad(s, ctx.base))];
-  server.candidates = candidates.map((s) => s.name);
+  const names = candidates.map((s) => s.name);
+  if (capability) server.require = names;
   const block = ctx.code === 'COMFYUI_DEPENDENCY_ERROR' ? `; ${ctx.failed.server} is blocked for this workflow` : '';
-  return unchanged(ctx, server, `${ctx.code}: fail over from ${ctx.failed.server} to ${why} (${server.candidates.join(', ')})${block}`);
+  return unchanged(ctx, server, `${ctx.code}: fail over from ${ctx.failed.server} to ${why} (${names.join(', ')})${block}`);
 }
 
 function patchStep(ctx: DecisionContext, name: StrategyName, result: PatchResult | null, what: string, floor: string): PlanOutcome {
@@ -184,7 +190,7 @@ function switchModelStep(ctx: DecisionContext): PlanOutcome {
       plan: {
         workflow: result.workflow,
         changes: result.changes,
-        server: { require: [model], candidates: names },
+        server: { require: names, requireModels: [model] },
         useBackoff: false,
         message: `${ctx.code}: ${lost}; switch to fallback model ${model} (on ${names.join(', ')}): ${describeChanges(result.changes)}`,
       },
