@@ -57,7 +57,7 @@ describe('createJsonLinesSink', () => {
     const onError = vi.fn();
     const jsonl = await createJsonLinesSink(broken, { onError });
     expect(() => jsonl.sink({ name: 'job_started', jobId: 'a' })).not.toThrow();
-    await vi.waitFor(() => expect(onError).toHaveBeenCalledTimes(1));
+    await vi.waitFor(() => expect(onError).toHaveBeenCalledTimes(1), { timeout: 30_000 });
     jsonl.sink({ name: 'job_started', jobId: 'b' });
     await jsonl.close();
     expect(onError).toHaveBeenCalledTimes(1);

@@ -16,6 +16,9 @@ import { makeAttempt, makeJob } from '../store/fixtures.js';
 import { FakeGuardEvents } from './fake-guard.js';
 import { startReceiver, type Receiver } from './receiver.js';
 
+/** Bounded waits on conditions: generous, since CI may be a busy 2-core box. */
+const POLL = { timeout: 30_000, interval: 20 };
+
 const fastRetry = { attempts: 4, baseMs: 1, capMs: 5, jitter: 0 };
 
 /** A loopback port with nothing listening (bound, then released). */
@@ -114,9 +117,9 @@ describe('createWebhookNotifier', () => {
     };
     const results: WebhookResult[] = [];
     const done = notifier({ clock, timeoutMs: TIMEOUT, retry: { ...fastRetry, attempts: 2 }, onResult: (r) => results.push(r) }).notify(rx.url, { id: 'x' });
-    await expect.poll(() => rx.requests.length).toBe(1);
+    await expect.poll(() => rx.requests.length, POLL).toBe(1);
     held[0]!();
-    await expect.poll(() => rx.requests.length).toBe(2);
+    await expect.poll(() => rx.requests.length, POLL).toBe(2);
     held[1]!();
     await done;
     expect(results[0]).toMatchObject({ delivered: false, attempts: 2, status: null });
@@ -129,7 +132,7 @@ describe('createWebhookNotifier', () => {
     const results: WebhookResult[] = [];
     const n = notifier({ timeoutMs: 60_000, retry: { attempts: 5, baseMs: 60_000 }, onResult: (r) => results.push(r) });
     const pending = n.notify(rx.url, { id: 'x' });
-    await expect.poll(() => rx.requests.length).toBe(1);
+    await expect.poll(() => rx.requests.length, POLL).toBe(1);
     await n.close();
     await pending;
     expect(results[0]).toMatchObject({ delivered: false, attempts: 1 });
