@@ -10,3 +10,5 @@ export type { Clock } from './util/clock.js';
 export { systemClock } from './util/clock.js';
 export type * from './jobs/types.js';
 export type * from './store/contract.js';
+export { DEFAULT_POLICY, compilePolicy, RecoveryPolicyError, applyParams, PatchError, isPatchError, PARAM_NAMES } from './recovery/index.js';
+export type { RecoveryPolicy, PolicyIssue, PatchErrorCode } from './recovery/index.js';
