@@ -23,6 +23,10 @@ export interface DecisionContext {
   failedServer: PoolServer | undefined;
   /** Healthy servers with a closed breaker, in pool order. */
   usable: PoolServer[];
+  /** From the classification, else read off the failing loader node (`classification.nodeId`). */
+  missingModels: Array<{ name: string; folder?: string }>;
+  /** From the classification, else the failing node's class type (MISSING_NODE only). */
+  missingNodeTypes: string[];
 }
 
 /** Builds the context; attempts that replaced the workflow wholesale start a new lineage. */
@@ -32,6 +36,16 @@ export function buildContext(input: DecisionInput): DecisionContext {
   attempts.push(failed);
   attempts.sort((a, b) => a.number - b.number);
   const lineageStart = [...attempts].reverse().find((a) => a.strategy === 'fallback_workflow') ?? attempts[0];
+  const c = input.classification;
+  const node = c.nodeId !== undefined ? failed.workflow[c.nodeId] : undefined;
+  let missingModels = c.missingModels ?? [];
+  if (missingModels.length === 0 && input.code === 'COMFYUI_MODEL_MISSING' && c.nodeId !== undefined) {
+    missingModels = referencedModels(failed.workflow)
+      .filter((r) => r.nodeId === c.nodeId)
+      .map((r) => ({ name: r.name, folder: r.folder }));
+  }
+  let missingNodeTypes = c.missingNodeTypes ?? [];
+  if (missingNodeTypes.length === 0 && input.code === 'COMFYUI_MISSING_NODE' && node) missingNodeTypes = [node.class_type];
   return {
     input,
     code: input.code,
@@ -42,6 +56,8 @@ export function buildContext(input: DecisionInput): DecisionContext {
     original: lineageStart?.workflow ?? input.job.workflow,
     failedServer: input.pool.servers.find((s) => s.name === failed.server),
     usable: input.pool.servers.filter((s) => s.healthy && !s.breakerOpen),
+    missingModels,
+    missingNodeTypes,
   };
 }
 

@@ -338,6 +338,13 @@ describe('decideNext: COMFYUI_MODEL_MISSING', () => {
     expect(reason).toMatch(/^model sd_xl_refiner_1.0.safetensors is not on any server; no fallback model or workflow is available/);
   });
 
+  it('reads the missing model off the failing loader when the classification only names the node', () => {
+    const e = new Engine({ workflow: sdxlRefiner(), pool: [server('a', { models: { checkpoints: ['sd_xl_base_1.0.safetensors'] } })] });
+    const d = attempt(e.fail('COMFYUI_MODEL_MISSING', { nodeId: '12' }));
+    expect(d.strategy).toBe('switch_model');
+    expect(d.changes).toEqual([{ nodeId: '12', classType: 'CheckpointLoaderSimple', input: 'ckpt_name', from: 'sd_xl_refiner_1.0.safetensors', to: 'sd_xl_base_1.0.safetensors' }]);
+  });
+
   it('does not switch a missing LoRA', () => {
     const e = new Engine({ workflow: sd15Txt2img(), pool: [server('a')] });
     const reason = abortReason(e.fail('COMFYUI_MODEL_MISSING', missing('add_detail.safetensors', 'loras')));
@@ -358,6 +365,11 @@ describe('decideNext: COMFYUI_MISSING_NODE and COMFYUI_DEPENDENCY_ERROR', () => 
     expect(attempt(e.fail('COMFYUI_MISSING_NODE', cls)).strategy).toBe('fallback_workflow');
     const alone = new Engine({ workflow: sd15Txt2img(), pool: [server('a', { nodeTypes: ['KSampler'] })] });
     expect(abortReason(alone.fail('COMFYUI_MISSING_NODE', cls))).toMatch(/^node type IPAdapterAdvanced is not installed on any server/);
+  });
+
+  it('takes the missing node type from the failing node when the classification only names the node', () => {
+    const e = new Engine({ workflow: sd15Txt2img(), pool: [server('a', { nodeTypes: [] }), server('b', { nodeTypes: ['KSampler'] })] });
+    expect(attempt(e.fail('COMFYUI_MISSING_NODE', { nodeId: '3' }))).toMatchObject({ strategy: 'failover', server: { require: ['b'], requireNodeTypes: ['KSampler'] } });
   });
 
   it('blocks each server that hit a dependency error for this job, then tries the fallback workflow', () => {

@@ -76,7 +76,7 @@ export function decideNext(input: DecisionInput): RecoveryDecision {
 /** Why nothing applies, in the words a user needs (the missing model or node named first). */
 function exhaustedReason(ctx: DecisionContext, skipped: string[]): string {
   const detail = skipped.join('; ');
-  const { missingModels = [], missingNodeTypes = [] } = ctx.input.classification;
+  const { missingModels, missingNodeTypes } = ctx;
   if (ctx.code === 'COMFYUI_MODEL_MISSING' && missingModels.length > 0) {
     const absent = missingModels.filter((m) => !ctx.usable.some((s) => serverHasModel(s, m.name, m.folder)));
     if (absent.length > 0) {

@@ -107,8 +107,8 @@ function failover(ctx: DecisionContext): PlanOutcome {
   let why = 'another healthy server';
   // Set when only some servers can help: the decision then names them in `require`.
   let capability = false;
-  const missingModels = ctx.input.classification.missingModels ?? [];
-  const missingNodes = ctx.input.classification.missingNodeTypes ?? [];
+  const missingModels = ctx.missingModels;
+  const missingNodes = ctx.missingNodeTypes;
   if (ctx.code === 'COMFYUI_OOM') {
     candidates = candidates
       .filter((s) => hasMoreVram(s, ctx.failedServer))
@@ -162,7 +162,7 @@ function modelChain(ctx: DecisionContext, folder: string | undefined): string[] 
 }
 
 function switchModelStep(ctx: DecisionContext): PlanOutcome {
-  const missing = ctx.input.classification.missingModels ?? [];
+  const missing = ctx.missingModels;
   const folder = missing.find((m) => m.folder !== undefined)?.folder ?? 'checkpoints';
   if (folder !== 'checkpoints' && !isUnetFolder(folder)) return skip(`switch_model: only checkpoints and diffusion models are switched, not ${folder}`);
   const tried = new Set<string>(missing.map((m) => m.name));
