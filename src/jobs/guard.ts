@@ -11,8 +11,7 @@ import { ERROR_REGISTRY, isErrorCode } from '../errors/codes.js';
 import { ServerPool } from '../pool/index.js';
 import { InProcessDispatcher } from '../queue/in-process.js';
 import type { Dispatcher } from '../queue/contract.js';
-import { applyParams, scaleQuality } from '../recovery/patcher.js';
-import { compilePolicy, decideNext, type PoolView, type RecoveryDecision, type RecoveryPolicy } from '../recovery/policy.js';
+import { applyParams, compilePolicy, decideNext, scaleQuality, type PoolView, type RecoveryDecision, type RecoveryPolicy } from '../recovery/index.js';
 import { compileRetryPolicy, type RetryPolicy } from '../resilience/index.js';
 import type { JobQuery, JobPage, JobStore } from '../store/contract.js';
 import { openStore } from '../store/open.js';
@@ -97,7 +96,7 @@ class GuardImpl implements Guard {
       breaker: o.breaker,
     });
     this.#dispatcher = o.dispatcher ?? new InProcessDispatcher({ concurrency: o.concurrency });
-    this.#feeds = new FeedRegistry((name) => this.#pool.client(name), o.servers, o.clock, o.logger);
+    this.#feeds = new FeedRegistry(o.servers, o.clock, o.logger);
     this.#retry = compileRetryPolicy({ maxRetries: o.maxRetries, ...o.retry });
     this.#policy = compilePolicy(o.recovery);
     this.#rules = o.classifierRules === undefined ? undefined : compileRules(o.classifierRules);

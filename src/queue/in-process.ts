@@ -73,18 +73,19 @@ export class InProcessDispatcher implements Dispatcher {
       if (!next) break;
       const ac = new AbortController();
       this.#active.set(next.id, ac);
-      const p = (async () => {
+      const run = async (): Promise<void> => {
         try {
           await handler(next.id, ac.signal);
         } catch {
           // The handler owns error reporting; a throw here must not stop the dispatcher.
-        } finally {
-          this.#active.delete(next.id);
-          this.#running.delete(p);
-          this.#pump();
-          this.#checkIdle();
         }
-      })();
+      };
+      const p: Promise<void> = run().finally(() => {
+        this.#active.delete(next.id);
+        this.#running.delete(p);
+        this.#pump();
+        this.#checkIdle();
+      });
       this.#running.add(p);
     }
   }

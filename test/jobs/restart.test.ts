@@ -1,0 +1,198 @@
+/**
+ * Crash tests: a real comfyguard child process with 200 jobs spread over every state is killed with
+ * SIGKILL, restarted on the same store, and every job must reach the right terminal state without
+ * any finished or still-queued prompt running a second time. Run once per store backend.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ApiWorkflow } from '../../src/comfy/types.js';
+import type { JobStore } from '../../src/store/contract.js';
+import { openStore } from '../../src/store/open.js';
+import type { JobRecord, JobStatus } from '../../src/jobs/types.js';
+import { startSimulator, type Simulator } from '../../src/sim/index.js';
+import { sd15Txt2img } from '../fixtures/workflows/index.js';
+import { createTestDatabase, randomSuffix } from '../store/services.js';
+import { until } from '../support/wait.js';
+
+const CHILD = join(import.meta.dirname, 'guard-child.ts');
+
+class Child {
+  readonly proc: ChildProcessWithoutNullStreams;
+  readonly #waiters = new Map<string, (v: Record<string, unknown>) => void>();
+  readonly ready: Promise<void>;
+  stderr = '';
+
+  constructor(store: string, servers: string[]) {
+    this.proc = spawn(process.execPath, ['--import', 'tsx', CHILD, store, servers.join(','), '4'], { stdio: 'pipe' });
+    this.proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    let ready!: () => void;
+    this.ready = new Promise((r) => (ready = r));
+    createInterface({ input: this.proc.stdout }).on('line', (line) => {
+      const msg = JSON.parse(line) as Record<string, unknown>;
+      if (msg.ready) ready();
+      const ref = typeof msg.ref === 'string' ? msg.ref : undefined;
+      if (ref) this.#waiters.get(ref)?.(msg);
+    });
+  }
+
+  send(op: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const ref = randomSuffix();
+    return new Promise((resolve) => {
+      this.#waiters.set(ref, resolve);
+      this.proc.stdin.write(JSON.stringify({ ...op, ref }) + '\n');
+    });
+  }
+
+  kill(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.proc.exitCode !== null) return resolve();
+      this.proc.once('exit', () => resolve());
+      this.proc.kill('SIGKILL');
+    });
+  }
+}
+
+function workflow(kind: 'normal' | 'permanent', seed: number): ApiWorkflow {
+  const wf = sd15Txt2img();
+  wf['3']!.inputs.seed = seed;
+  wf['3']!.inputs.steps = 12;
+  wf['5']!.inputs = { width: 512, height: 512, batch_size: 1 };
+  if (kind === 'permanent') wf['3']!.inputs.cfg = 1000;
+  return wf;
+}
+
+type Kind = 'normal' | 'permanent' | 'cancel' | 'timeout';
+const EXPECTED: Record<Kind, JobStatus> = { normal: 'completed', permanent: 'failed', cancel: 'cancelled', timeout: 'timed_out' };
+
+async function countByStatus(store: JobStore): Promise<Record<JobStatus, number>> {
+  return (await store.stats()).byStatus;
+}
+
+async function allJobs(store: JobStore): Promise<JobRecord[]> {
+  const out: JobRecord[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = await store.query({ limit: 500, ...(cursor ? { cursor } : {}) });
+    out.push(...page.jobs);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return out;
+}
+
+interface Backend {
+  name: string;
+  url: () => Promise<{ url: string; cleanup: () => Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'sqlite',
+    url: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cg-crash-'));
+      return { url: `sqlite:${join(dir, 'jobs.db')}`, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: 'postgres',
+    url: async () => {
+      const db = await createTestDatabase();
+      return { url: db.url, cleanup: db.drop };
+    },
+  },
+  {
+    name: 'redis',
+    url: async () => ({ url: `redis://127.0.0.1:6379/0?prefix=cg-crash-${randomSuffix()}:`, cleanup: async () => undefined }),
+  },
+];
+
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+describe.each(backends)('crash and restart on $name', (backend) => {
+  it('brings 200 jobs in every state to the right terminal state after SIGKILL, running nothing twice', async () => {
+    const sims: Simulator[] = [
+      await startSimulator({ name: 'sim-0', stepMs: 15 }),
+      // Every submit to this one fails with a text 500 for a while: jobs sit in `recovering`.
+      await startSimulator({ name: 'sim-1', stepMs: 15, faults: 'http500@/prompt=1' }),
+    ];
+    cleanups.push(async () => void (await Promise.all(sims.map((s) => s.close()))));
+    const { url, cleanup } = await backend.url();
+    cleanups.push(cleanup);
+    const store = openStore(url);
+    await store.init();
+    cleanups.push(() => store.close());
+
+    let child = new Child(url, sims.map((s) => s.url));
+    cleanups.push(() => child.kill());
+    await child.ready;
+
+    const kinds: Kind[] = [];
+    for (let i = 0; i < 200; i++) kinds.push(i % 20 === 3 ? 'permanent' : i % 20 === 7 ? 'cancel' : i % 40 === 11 ? 'timeout' : 'normal');
+    const ids: string[] = [];
+    for (const [i, kind] of kinds.entries()) {
+      const r = await child.send({
+        op: 'submit',
+        workflow: workflow(kind === 'permanent' ? 'permanent' : 'normal', i + 1),
+        options: kind === 'timeout' ? { timeoutMs: 1 } : kind === 'cancel' ? { priority: -1 } : {},
+      });
+      expect(r.error).toBeUndefined();
+      ids.push(String(r.id));
+    }
+    for (const [i, kind] of kinds.entries()) if (kind === 'cancel') await child.send({ op: 'cancel', id: ids[i] });
+
+    // Kill once the jobs are spread over the states (bounded wait; the exact moment does not matter).
+    const atKill = await until(async () => {
+      const c = await countByStatus(store);
+      const spread = c.completed >= 10 && c.failed >= 2 && c.cancelled >= 1 && c.timed_out >= 1 && c.running >= 1 && c.queued >= 10;
+      return spread ? c : null;
+    }, 'jobs to spread over the states', { timeoutMs: 60_000, intervalMs: 5 });
+    await child.kill();
+    const before = new Map((await allJobs(store)).map((j) => [j.id, j]));
+    const queuedOnServers = new Set<string>();
+    for (const s of sims) {
+      const q = (await (await fetch(`${s.url}/queue`)).json()) as { queue_running: Array<[number, string]>; queue_pending: Array<[number, string]> };
+      for (const item of [...q.queue_running, ...q.queue_pending]) queuedOnServers.add(item[1]);
+    }
+    // The outage ends: the flaky server behaves again.
+    sims[1]!.setFaults('');
+
+    child = new Child(url, sims.map((s) => s.url));
+    cleanups.push(() => child.kill());
+    await child.ready;
+    await until(async () => {
+      const c = await countByStatus(store);
+      return c.queued + c.running + c.recovering === 0;
+    }, 'every job to reach a terminal state', { timeoutMs: 180_000, intervalMs: 100 });
+
+    const after = await allJobs(store);
+    expect(after).toHaveLength(200);
+    const byId = new Map(after.map((j) => [j.id, j]));
+    for (const [i, kind] of kinds.entries()) {
+      const job = byId.get(ids[i]!)!;
+      expect({ i, kind, status: job.status }).toEqual({ i, kind, status: EXPECTED[kind] });
+      const prev = before.get(job.id)!;
+      if (prev.status === 'completed' || prev.status === 'failed' || prev.status === 'cancelled' || prev.status === 'timed_out') {
+        // Finished before the crash: untouched by the restart.
+        expect(job.attempts).toHaveLength(prev.attempts.length);
+        expect(job.status).toBe(prev.status);
+      }
+    }
+    // A prompt still queued or running on a server at the kill was followed, not resubmitted.
+    for (const job of after) {
+      const last = before.get(job.id)!.attempts.at(-1);
+      if (last && queuedOnServers.has(last.promptId) && job.status === 'completed') {
+        expect(job.attempts.some((a) => a.promptId === last.promptId && a.status === 'completed')).toBe(true);
+      }
+    }
+    // Nothing ran twice: every prompt id executed at most once on every server.
+    for (const s of sims) for (const [pid, n] of Object.entries(s.stats().executions)) expect({ pid, n }).toEqual({ pid, n: 1 });
+    expect(atKill.completed).toBeGreaterThan(0);
+    child.proc.stdin.end();
+  }, 300_000);
+});
