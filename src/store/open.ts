@@ -2,6 +2,10 @@
  * `openStore(url)`: one URL selects the backend. The store is returned un-initialised (constructors
  * do no I/O); the caller awaits `init()`.
  *
+ * URLs: `sqlite:./data/comfyguard.db` (the default), `sqlite:/abs/path.db`, `sqlite::memory:`,
+ * `postgres://user:pass@host:5432/db?schema=comfyguard`, `redis://host:6379/0?prefix=comfyguard:&ttl=86400`
+ * (`ttl` in seconds for terminal jobs, `0` deletes them at once, `none` keeps them), `memory:`.
+ *
  * @example
  * const store = openStore('sqlite:./data/comfyguard.db'); await store.init();
  */
@@ -10,6 +14,8 @@ import type { Clock } from '../util/clock.js';
 import type { JobStore } from './contract.js';
 import { redactUrl, StoreError } from './errors.js';
 import { MemoryStore } from './memory.js';
+import { PostgresStore, type PostgresStoreOptions } from './postgres.js';
+import { RedisStore, type RedisStoreOptions } from './redis.js';
 import { SqliteStore } from './sqlite.js';
 
 /** Where the store lives when nothing is configured. */
@@ -26,6 +32,10 @@ export interface OpenStoreOptions {
     /** @default 5000 */
     busyTimeoutMs?: number;
   };
+  /** Overrides for the PostgreSQL store (win over URL parameters). */
+  postgres?: Partial<Omit<PostgresStoreOptions, 'connectionString' | 'clock'>>;
+  /** Overrides for the Redis store (win over URL parameters). */
+  redis?: Partial<Omit<RedisStoreOptions, 'url' | 'clock'>>;
 }
 
 /** The backend a URL selects, or a STORE_BAD_URL error naming the URL and its scheme. */
@@ -67,8 +77,43 @@ export function openStore(url: string = DEFAULT_STORE_URL, opts: OpenStoreOption
       return new MemoryStore(clock);
     case 'sqlite':
       return new SqliteStore({ path: sqlitePath(url, opts.cwd), ...clock, ...opts.sqlite });
-    case 'postgres':
-    case 'redis':
-      throw new StoreError('STORE_BAD_URL', `store URL ${redactUrl(url)}: this backend is being added`);
+    case 'postgres': {
+      const { rest, params } = takeParams(url, ['schema']);
+      return new PostgresStore({ connectionString: rest, ...(params.schema ? { schema: params.schema } : {}), ...clock, ...opts.postgres });
+    }
+    case 'redis': {
+      const { rest, params } = takeParams(url, ['prefix', 'ttl']);
+      const fromUrl: Partial<RedisStoreOptions> = {};
+      if (params.prefix !== undefined) fromUrl.keyPrefix = params.prefix;
+      if (params.ttl !== undefined) fromUrl.terminalTtlMs = parseTtl(url, params.ttl);
+      return new RedisStore({ url: rest, ...fromUrl, ...clock, ...opts.redis });
+    }
   }
+}
+
+/** Removes our own query parameters so the driver never sees them. */
+function takeParams(url: string, names: string[]): { rest: string; params: Record<string, string> } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch (e) {
+    throw new StoreError('STORE_BAD_URL', `store URL ${JSON.stringify(redactUrl(url))} is not a valid URL`, { cause: e });
+  }
+  const params: Record<string, string> = {};
+  for (const n of names) {
+    const v = u.searchParams.get(n);
+    if (v !== null) params[n] = v;
+    u.searchParams.delete(n);
+  }
+  return { rest: u.toString(), params };
+}
+
+/** `ttl` URL parameter: seconds, `0` (delete at once) or `none` (keep). */
+function parseTtl(url: string, raw: string): number | null {
+  if (raw === 'none') return null;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new StoreError('STORE_BAD_URL', `store URL ${JSON.stringify(redactUrl(url))}: ttl must be seconds >= 0 or "none", got ${JSON.stringify(raw)}`);
+  }
+  return Math.round(seconds * 1000);
 }
