@@ -1,0 +1,327 @@
+/**
+ * The ComfyUI-compatible endpoint under `/comfy`: give `http://host:port/comfy` to an existing
+ * ComfyUI client as its server URL and its jobs run through the guard (retries, recovery,
+ * failover) while the client sees ComfyUI's own REST and WebSocket shapes.
+ *
+ * Differences from a real ComfyUI server: `prompt_id` is the guard's job id unless the client
+ * chose one; `partial_execution_targets` is accepted and ignored (the whole graph runs); history is
+ * never deleted (jobs are cleaned up by the guard); `/free` is a no-op; an interrupt without a
+ * `prompt_id` cancels the running jobs of the calling client (`?clientId=`), or every running job.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import websocket from '@fastify/websocket';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { ApiWorkflow, HistoryMap } from '../../comfy/types.js';
+import { isTerminal, type JobRecord, type JobStatus } from '../../jobs/types.js';
+import { ApiError, toApiError } from '../api-error.js';
+import { withZod, type ServiceContext } from '../context.js';
+import { isUiFormatWorkflow } from '../routes/jobs.js';
+import { sendBytes } from '../routes/outputs.js';
+import { CompatRegistry } from './registry.js';
+import { historyEntry, queueItem } from './shapes.js';
+import { ComfySocketHub } from './socket-hub.js';
+import { getFromUpstream } from './upstream.js';
+
+const TAG = ['comfyui-compatible'];
+const ACTIVE: JobStatus[] = ['queued', 'running', 'recovering'];
+const TERMINAL: JobStatus[] = ['completed', 'failed', 'timed_out', 'cancelled'];
+
+/** A ComfyUI-shaped rejection, `{ error: { type, message, details, extra_info }, node_errors }`. */
+class ComfyRejection extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+    readonly details = '',
+  ) {
+    super(message);
+    this.name = 'ComfyRejection';
+  }
+}
+
+function rejectionBody(type: string, message: string, details: string): Record<string, unknown> {
+  return { error: { type, message, details, extra_info: {} }, node_errors: {} };
+}
+
+// Querystrings are loose: @stable-canvas/comfyui-client appends ?clientId= to every URL.
+const ClientQuery = z.looseObject({ clientId: z.string().optional() });
+
+const PromptBody = z.looseObject({
+  prompt: z.unknown().describe('The API-format workflow'),
+  client_id: z.string().max(200).optional(),
+  prompt_id: z.union([z.string().min(1).max(200), z.number()]).optional(),
+  extra_data: z.record(z.string(), z.unknown()).optional(),
+  number: z.number().optional(),
+  front: z.boolean().optional(),
+  partial_execution_targets: z.array(z.string()).optional(),
+});
+
+const QueueBody = z.looseObject({ delete: z.array(z.union([z.string(), z.number()])).optional(), clear: z.boolean().optional() });
+const InterruptBody = z.looseObject({ prompt_id: z.string().optional() }).optional();
+const HistoryQuery = z.looseObject({ max_items: z.coerce.number().int().min(1).max(1000).optional(), offset: z.coerce.number().int().min(0).optional() });
+const ViewQuery = z.looseObject({ filename: z.string().min(1).max(1024), subfolder: z.string().max(1024).optional(), type: z.string().max(50).optional() });
+const anyJson = z.unknown();
+
+/** The compat endpoint's pieces, for `close()`. */
+export interface ComfyCompat {
+  hub: ComfySocketHub;
+  registry: CompatRegistry;
+}
+
+/** Registers the `/comfy` plugin; returns the socket hub so the service can close it. */
+export function registerComfyCompat(app: FastifyInstance, ctx: ServiceContext): ComfyCompat {
+  const registry = new CompatRegistry();
+  const hub = new ComfySocketHub({ guard: ctx.guard, registry, clock: ctx.clock, heartbeatMs: ctx.comfyHeartbeatMs, logger: app.log });
+  app.register(
+    async (instance) => {
+      await instance.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+      instance.setErrorHandler((err: FastifyError | ComfyRejection, req: FastifyRequest, reply: FastifyReply) => {
+        if (err instanceof ComfyRejection) return reply.code(err.status).send(rejectionBody(err.type, err.message, err.details));
+        const e = toApiError(err);
+        if (e.status >= 500) req.log.error({ err }, 'comfy endpoint failed');
+        return reply.code(e.status).send({ ...rejectionBody(e.code.toLowerCase(), e.message, e.field ?? ''), code: e.code });
+      });
+      routes(withZod(instance), ctx, registry, hub);
+      hub.start();
+    },
+    { prefix: '/comfy' },
+  );
+  return { hub, registry };
+}
+
+function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: CompatRegistry, hub: ComfySocketHub): void {
+  const { guard } = ctx;
+
+  const queueRemaining = async (): Promise<number> => {
+    const { byStatus } = await guard.stats();
+    return ACTIVE.reduce((n, s) => n + (byStatus[s] ?? 0), 0);
+  };
+
+  const activeJobs = async (): Promise<JobRecord[]> => (await guard.list({ status: ACTIVE, limit: 1000 })).jobs;
+
+  const cancelMany = async (ids: string[]): Promise<void> => {
+    await Promise.allSettled(ids.map((id) => guard.cancel(id)));
+  };
+
+  app.post(
+    '/prompt',
+    {
+      schema: {
+        summary: 'Queue a workflow (ComfyUI POST /prompt)',
+        description: 'Creates a guard job. Accepts JSON with any Content-Type (text/plain included). Answers { prompt_id, number, node_errors }.',
+        tags: TAG,
+        querystring: ClientQuery,
+        body: PromptBody,
+        response: { 200: z.object({ prompt_id: z.string(), number: z.number(), node_errors: z.record(z.string(), z.unknown()) }), 400: anyJson },
+      },
+    },
+    async (req) => {
+      const body = req.body;
+      if (body.prompt === undefined || body.prompt === null) throw new ComfyRejection(400, 'no_prompt', 'No prompt provided', 'No prompt provided');
+      if (isUiFormatWorkflow(body.prompt)) {
+        throw new ComfyRejection(400, 'invalid_prompt', 'This is a UI-format workflow; export it with "Save (API Format)".', 'UI-format workflow');
+      }
+      if (typeof body.prompt !== 'object' || Array.isArray(body.prompt)) throw new ComfyRejection(400, 'invalid_prompt', 'The prompt must be an API-format workflow object.');
+      const clientId = body.client_id ?? req.query.clientId ?? null;
+      let result;
+      try {
+        result = await guard.submit(body.prompt as ApiWorkflow, body.front ? { priority: 1000 } : {});
+      } catch (err) {
+        const e = toApiError(err);
+        if (e.status === 400) throw new ComfyRejection(400, 'invalid_prompt', e.message, e.field ?? '');
+        throw err;
+      }
+      const entry = registry.add(result.id, {
+        clientId,
+        ...(body.prompt_id !== undefined ? { promptId: String(body.prompt_id) } : {}),
+        ...(body.number !== undefined ? { number: body.number } : {}),
+        ...(body.front ? { front: true } : {}),
+      });
+      void hub.catchUp(result.id).catch((err: unknown) => req.log.warn({ err }, 'compat catch-up failed'));
+      return { prompt_id: entry.promptId, number: entry.number, node_errors: {} };
+    },
+  );
+
+  app.get(
+    '/prompt',
+    {
+      schema: { summary: 'Queue size (ComfyUI GET /prompt)', tags: TAG, querystring: ClientQuery, response: { 200: z.object({ exec_info: z.object({ queue_remaining: z.number() }) }) } },
+    },
+    async () => ({ exec_info: { queue_remaining: await queueRemaining() } }),
+  );
+
+  app.get(
+    '/queue',
+    {
+      schema: { summary: 'Running and pending jobs (ComfyUI GET /queue)', tags: TAG, querystring: ClientQuery, response: { 200: z.object({ queue_running: z.array(z.unknown()), queue_pending: z.array(z.unknown()) }) } },
+    },
+    async () => {
+      const jobs = await activeJobs();
+      const item = (j: JobRecord) => queueItem(j, registry.entry(j.id));
+      const byNumber = (a: ReturnType<typeof item>, b: ReturnType<typeof item>) => a[0] - b[0];
+      return {
+        queue_running: jobs.filter((j) => j.status !== 'queued').map(item).sort(byNumber),
+        queue_pending: jobs.filter((j) => j.status === 'queued').map(item).sort(byNumber),
+      };
+    },
+  );
+
+  app.post(
+    '/queue',
+    {
+      schema: { summary: 'Cancel pending jobs: { delete: [ids] } or { clear: true } (ComfyUI POST /queue)', tags: TAG, querystring: ClientQuery, body: QueueBody },
+    },
+    async (req, reply) => {
+      const ids: string[] = [];
+      if (req.body.clear) ids.push(...(await guard.list({ status: 'queued', limit: 1000 })).jobs.map((j) => j.id));
+      for (const id of req.body.delete ?? []) ids.push(registry.resolve(String(id)));
+      await cancelMany([...new Set(ids)]);
+      return reply.code(200).send();
+    },
+  );
+
+  app.post(
+    '/interrupt',
+    {
+      schema: { summary: 'Interrupt: cancel a running job, or the calling client\'s running jobs (ComfyUI POST /interrupt)', tags: TAG, querystring: ClientQuery, body: InterruptBody },
+    },
+    async (req, reply) => {
+      const promptId = req.body?.prompt_id;
+      let ids: string[];
+      if (promptId) ids = [registry.resolve(promptId)];
+      else {
+        const running = (await activeJobs()).filter((j) => j.status !== 'queued');
+        const clientId = req.query.clientId;
+        ids = running.filter((j) => !clientId || registry.peek(j.id)?.clientId === clientId).map((j) => j.id);
+      }
+      // ComfyUI answers 200 whatever the id; an unknown id is not an error here either.
+      await cancelMany(ids);
+      return reply.code(200).send();
+    },
+  );
+
+  app.get(
+    '/history/:id',
+    {
+      schema: {
+        summary: 'History entry of one job; {} while unknown or unfinished (ComfyUI GET /history/{id})',
+        tags: TAG,
+        params: z.object({ id: z.string().min(1).max(200) }),
+        querystring: ClientQuery,
+        response: { 200: z.record(z.string(), z.unknown()) },
+      },
+    },
+    async (req) => {
+      const jobId = registry.resolve(req.params.id);
+      const job = await guard.get(jobId);
+      if (!job || !isTerminal(job.status)) return {};
+      const entry = registry.entry(job.id);
+      for (const o of job.outputs) registry.rememberFile(o, o.server);
+      return { [entry.promptId]: historyEntry(job, entry) };
+    },
+  );
+
+  app.get(
+    '/history',
+    {
+      schema: { summary: 'History of the newest finished jobs (ComfyUI GET /history?max_items=)', tags: TAG, querystring: HistoryQuery, response: { 200: z.record(z.string(), z.unknown()) } },
+    },
+    async (req) => {
+      const limit = Math.min(1000, (req.query.max_items ?? 200) + (req.query.offset ?? 0));
+      const jobs = (await guard.list({ status: TERMINAL, limit })).jobs.slice(req.query.offset ?? 0);
+      const out: HistoryMap = {};
+      // ComfyUI lists oldest first; the store pages newest first.
+      for (const job of jobs.reverse()) {
+        const entry = registry.entry(job.id);
+        for (const o of job.outputs) registry.rememberFile(o, o.server);
+        out[entry.promptId] = historyEntry(job, entry);
+      }
+      return out;
+    },
+  );
+
+  app.post(
+    '/history',
+    { schema: { summary: 'Accepted and ignored: comfyguard keeps jobs until its own cleanup (ComfyUI POST /history)', tags: TAG, querystring: ClientQuery, body: anyJson } },
+    async (_req, reply) => reply.code(200).send(),
+  );
+
+  app.post('/free', { schema: { summary: 'Accepted and ignored (ComfyUI POST /free)', tags: TAG, querystring: ClientQuery, body: anyJson } }, async (_req, reply) =>
+    reply.code(200).send(),
+  );
+
+  app.patch(
+    '/internal/logs/subscribe',
+    { schema: { summary: 'Accepted and ignored (log streaming is not forwarded)', tags: TAG, querystring: ClientQuery, body: anyJson } },
+    async (_req, reply) => reply.code(200).send(),
+  );
+
+  app.get(
+    '/view',
+    { schema: { summary: 'An output file (ComfyUI GET /view), from the server that made it', tags: TAG, querystring: ViewQuery } },
+    async (req, reply) => {
+      const file = { filename: req.query.filename, subfolder: req.query.subfolder ?? '', type: req.query.type ?? 'output' };
+      const known = registry.serverOf(file);
+      const candidates = known ? [known] : (await guard.servers()).map((s) => s.name);
+      let lastError: unknown = new ApiError(404, 'NOT_FOUND', 'no such file');
+      for (const server of candidates) {
+        try {
+          const out = await guard.fetchOutput(server, file);
+          return sendBytes(reply, out.contentType, out.data);
+        } catch (err) {
+          lastError = err;
+        }
+      }
+      throw lastError;
+    },
+  );
+
+  const passThrough = (path: string) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const suffix = (req.params as { name?: string } | undefined)?.name;
+    const full = suffix === undefined ? path : `${path}/${encodeURIComponent(suffix)}`;
+    const ac = new AbortController();
+    const onClose = () => ac.abort();
+    req.raw.on('close', onClose);
+    try {
+      const res = await getFromUpstream(guard, full, { timeoutMs: 15_000, signal: ac.signal });
+      return reply.code(res.status).header('content-type', res.contentType).header('x-comfyguard-server', res.server).send(res.body);
+    } finally {
+      req.raw.off('close', onClose);
+    }
+  };
+  for (const [path, summary] of [
+    ['/object_info', 'Node definitions of a healthy server (ComfyUI GET /object_info)'],
+    ['/system_stats', 'System stats of a healthy server (ComfyUI GET /system_stats)'],
+    ['/embeddings', 'Embeddings of a healthy server'],
+    ['/extensions', 'Extensions of a healthy server'],
+    ['/features', 'Feature flags of a healthy server'],
+    ['/models', 'Model folders of a healthy server'],
+  ] as const) {
+    app.get(path, { schema: { summary, tags: TAG, querystring: ClientQuery } }, passThrough(path));
+  }
+  app.get('/object_info/:name', { schema: { summary: 'One node definition of a healthy server', tags: TAG, params: z.object({ name: z.string() }), querystring: ClientQuery } }, passThrough('/object_info'));
+  app.get('/models/:name', { schema: { summary: 'Models in one folder of a healthy server', tags: TAG, params: z.object({ name: z.string() }), querystring: ClientQuery } }, passThrough('/models'));
+
+  app.get(
+    '/ws',
+    {
+      websocket: true,
+      schema: {
+        summary: 'WebSocket with ComfyUI events for the jobs submitted with this clientId',
+        description:
+          'First message: status with sid. Per job: execution_start, execution_cached, executing, progress, executed, execution_success | execution_error | execution_interrupted, status, executing {node:null}. A status heartbeat every few seconds.',
+        tags: TAG,
+        querystring: ClientQuery,
+      },
+    },
+    (socket, req) => {
+      const clientId = (req.query as { clientId?: string }).clientId || randomUUID().replace(/-/g, '');
+      const ac = new AbortController();
+      ctx.streams.add(ac);
+      ac.signal.addEventListener('abort', () => socket.close(1001, 'comfyguard is shutting down'), { once: true });
+      socket.on('close', () => ctx.streams.delete(ac));
+      hub.attach(clientId, socket);
+    },
+  );
+}

@@ -1,0 +1,102 @@
+/**
+ * `GET /api/jobs/:id/events`: Server-Sent Events of one job's progress, recovery steps and state
+ * changes, from `guard.progress()`. The first event is the current state; the stream ends right
+ * after the terminal state. A comment line every `sseHeartbeatMs` keeps proxies from cutting it.
+ */
+import { z } from 'zod';
+import type { JobEvent } from '../../jobs/guard-api.js';
+import type { TimerHandle } from '../../util/clock.js';
+import { ApiError } from '../api-error.js';
+import type { ServiceContext, ZodApp } from '../context.js';
+import { iso, toJobView } from '../job-view.js';
+import { ErrorResponseSchema, JobIdParamsSchema } from '../schemas.js';
+
+/** The JSON payload of one SSE event (the job in a `state` event has the API's job shape). */
+export function eventPayload(e: JobEvent): Record<string, unknown> {
+  switch (e.type) {
+    case 'state':
+      return { type: 'state', jobId: e.jobId, from: e.from, to: e.to, at: iso(e.at), job: toJobView(e.job) };
+    case 'progress':
+      return { type: 'progress', jobId: e.jobId, progress: e.progress, node: e.node, attempt: e.attempt, at: iso(e.at) };
+    case 'recovery':
+      return {
+        type: 'recovery',
+        jobId: e.jobId,
+        at: iso(e.at),
+        step: { ...e.step, startedAt: iso(e.step.startedAt), endedAt: e.step.endedAt === null ? null : iso(e.step.endedAt) },
+      };
+  }
+}
+
+const SSE_DESCRIPTION = [
+  'A text/event-stream. Each event has `event:` state | progress | recovery and a JSON `data:` line.',
+  'The first event is the current state (`from: null`); the stream closes after the terminal state',
+  '(completed, failed, timed_out, cancelled). Lines starting with ":" are heartbeats.',
+  'EventSource clients should close the source when they see a terminal state, or it will reconnect.',
+].join(' ');
+
+/** Registers the SSE route. */
+export function registerJobEventRoutes(app: ZodApp, ctx: ServiceContext): void {
+  app.get(
+    '/api/jobs/:id/events',
+    {
+      schema: {
+        summary: 'Live events of a job (Server-Sent Events)',
+        description: SSE_DESCRIPTION,
+        tags: ['jobs'],
+        params: JobIdParamsSchema,
+        response: {
+          200: { description: 'Event stream', content: { 'text/event-stream': { schema: z.string() } } },
+          401: ErrorResponseSchema,
+          404: ErrorResponseSchema,
+        },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      const job = await ctx.guard.get(id);
+      if (!job) throw new ApiError(404, 'NOT_FOUND', `no job with id ${id}`, { field: 'id' });
+
+      const ac = new AbortController();
+      ctx.streams.add(ac);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      const onClose = () => ac.abort();
+      res.on('close', onClose);
+
+      let heartbeat: TimerHandle | null = null;
+      const beat = () => {
+        if (res.writableEnded) return;
+        res.write(': heartbeat\n\n');
+        heartbeat = ctx.clock.setTimeout(beat, ctx.sseHeartbeatMs);
+      };
+      heartbeat = ctx.clock.setTimeout(beat, ctx.sseHeartbeatMs);
+
+      let seq = 0;
+      const send = (event: string, data: unknown) => {
+        if (res.writableEnded || res.destroyed) return;
+        res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      };
+      try {
+        for await (const e of ctx.guard.progress(id, { signal: ac.signal })) send(e.type, eventPayload(e));
+      } catch (err) {
+        // A closed connection is how a client says goodbye; anything else the client should hear about.
+        if (!ac.signal.aborted) {
+          req.log.warn({ err, jobId: id }, 'job event stream failed');
+          send('error', { code: 'INTERNAL', message: 'the event stream failed; read the job with GET /api/jobs/:id' });
+        }
+      } finally {
+        if (heartbeat !== null) ctx.clock.clearTimeout(heartbeat);
+        res.off('close', onClose);
+        ctx.streams.delete(ac);
+        if (!res.writableEnded) res.end();
+      }
+    },
+  );
+}
