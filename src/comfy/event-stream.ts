@@ -74,6 +74,7 @@ export class ComfyEventStream {
   #closing: Promise<void> | undefined;
   #opens = 0;
   #isOpen = false;
+  #releaseSignal: (() => void) | undefined;
   readonly #openWaiters = new Set<{ settle: (err?: ComfyRequestError) => void }>();
 
   constructor(options: ComfyEventStreamOptions) {
@@ -116,7 +117,9 @@ export class ComfyEventStream {
         void this.close();
         return;
       }
-      signal.addEventListener('abort', () => void this.close(), { once: true });
+      const onAbort = () => void this.close();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#releaseSignal = () => signal.removeEventListener('abort', onAbort);
     }
     this.#running = this.#run();
   }
@@ -149,6 +152,7 @@ export class ComfyEventStream {
   /** Stops reconnecting and closes the current socket. Idempotent; resolves when everything stopped. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#releaseSignal?.();
       this.#ac.abort();
       await this.#socket?.close();
       await this.#running;
