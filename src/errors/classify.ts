@@ -1,0 +1,215 @@
+/**
+ * `classify`: any failure comfyguard can observe -> one Classification (code, category,
+ * retryability, user-safe message and hint, and the details recovery needs). Total: it accepts
+ * garbage and never throws.
+ */
+import { systemClock, type Clock } from '../util/clock.js';
+import { ERROR_REGISTRY, isErrorCode, type ErrorCategory, type ErrorCode } from './codes.js';
+import { CODES_WITH_EXCEPTION_DETAIL, exceptionTypeOf, missingModelsOf, missingNodeTypesOf, nodeOf, retryAfterOf } from './details.js';
+import { observe, type EvidenceKind, type Facts } from './evidence.js';
+import { ComfyGuardError, isComfyGuardError } from './guard-error.js';
+import { render } from './render.js';
+import { builtinRules, ClassifierRules, type CompiledRule } from './rules.js';
+import { safeErrorMessage, safeErrorName, strProp } from './text.js';
+
+/** One node error of a `POST /prompt` validation failure. */
+export interface ClassifiedNodeError {
+  nodeId: string;
+  classType: string;
+  input?: string;
+  type: string;
+  message: string;
+  details: string;
+  receivedValue?: unknown;
+}
+
+/** The verdict on one failure: data for decisions, words (already rendered and scrubbed) for people. */
+export interface Classification {
+  code: ErrorCode;
+  category: ErrorCategory;
+  retryable: boolean;
+  /** User-safe: no stack traces, paths, hosts, IPs or tokens. */
+  message: string;
+  /** What to do next, user-safe. */
+  hint: string;
+  nodeId?: string;
+  nodeType?: string;
+  exceptionType?: string;
+  /** From Retry-After (seconds or HTTP date) or a "retry after N" phrase. */
+  retryAfterMs?: number;
+  /** For validation: every bad node and input. */
+  nodeErrors?: ClassifiedNodeError[];
+  /** For MODEL_MISSING: the missing model name(s) and folder when known. */
+  missingModels?: Array<{ name: string; folder?: string; nodeId?: string; input?: string }>;
+  /** For MISSING_NODE: the missing class types. */
+  missingNodeTypes?: string[];
+  /** Id of the matching rule (for debugging and tuning). */
+  rule: string;
+  /** The kind of evidence classified (`none` for garbage). */
+  evidenceKind: EvidenceKind | 'none';
+}
+
+export interface ClassifyOptions {
+  /** A table from `compileRules`. @default the built-in rules */
+  rules?: ClassifierRules;
+  /** Names used in hints ("install X on server Y"); only plain names are ever shown. */
+  context?: { server?: string; promptId?: string };
+  /** For Retry-After HTTP dates. @default systemClock */
+  clock?: Clock;
+}
+
+function fromGuardError(e: ComfyGuardError): Classification {
+  if (e.classification && e.classification.code === e.code) return { ...e.classification };
+  const code: ErrorCode = isErrorCode(e.code) ? e.code : 'INTERNAL_ERROR';
+  return {
+    code,
+    category: ERROR_REGISTRY[code].category,
+    retryable: typeof e.retryable === 'boolean' ? e.retryable : ERROR_REGISTRY[code].retryable,
+    message: typeof e.message === 'string' && e.message ? e.message : ERROR_REGISTRY[code].message,
+    hint: typeof e.hint === 'string' ? e.hint : ERROR_REGISTRY[code].hint,
+    ...(typeof e.nodeId === 'string' ? { nodeId: e.nodeId } : {}),
+    ...(typeof e.nodeType === 'string' ? { nodeType: e.nodeType } : {}),
+    rule: 'passthrough.guard-error',
+    evidenceKind: 'thrown',
+  };
+}
+
+function classifierFailure(err: unknown): Classification {
+  // Only reachable through a bug in this module; still answer with data, never throw.
+  const info = ERROR_REGISTRY.INTERNAL_ERROR;
+  return {
+    code: 'INTERNAL_ERROR',
+    category: info.category,
+    retryable: info.retryable,
+    message: info.message,
+    hint: info.hint,
+    exceptionType: safeErrorName(err),
+    rule: `classifier.failure: ${safeErrorMessage(err).slice(0, 200)}`,
+    evidenceKind: 'none',
+  };
+}
+
+/**
+ * Where the evidence text shows the failure, for quoting that line: the deciding rule's first text
+ * match, else the first text match of another rule with the same code (e.g. a rule that decided by
+ * exception type alone).
+ */
+function matchIndexOf(table: ClassifierRules, rule: CompiledRule, text: string): number | undefined {
+  const candidates = [rule, ...table.rules.filter((r) => r !== rule && r.code === rule.code)];
+  for (const r of candidates) {
+    for (const p of [...(r.message ?? []), ...(r.messageAll ?? [])]) {
+      const m = p.re.exec(text);
+      if (m) return m.index;
+    }
+  }
+  return undefined;
+}
+
+const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set(['COMFYUI_OVERLOADED', 'COMFYUI_SERVER_ERROR', 'COMFYUI_CONNECTION_ERROR', 'COMFYUI_TIMEOUT', 'COMFYUI_GENERATION_ERROR']);
+
+function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classification {
+  const obs = observe(evidence);
+  if (obs.passthrough !== undefined && isComfyGuardError(obs.passthrough)) return fromGuardError(obs.passthrough);
+  const table = opts.rules instanceof ClassifierRules ? opts.rules : builtinRules();
+
+  let best = -1;
+  let winner: Facts | undefined;
+  for (const f of obs.facts) {
+    const idx = table.firstMatch(f, best < 0 ? undefined : best);
+    if (idx >= 0 && (best < 0 || idx < best)) {
+      best = idx;
+      winner = f;
+    }
+  }
+  const rule = best >= 0 ? table.rules[best] : undefined;
+  const facts = winner ?? obs.facts[0];
+  const code: ErrorCode = rule?.code ?? (facts?.kind === 'thrown' ? 'INTERNAL_ERROR' : 'COMFYUI_GENERATION_ERROR');
+  const info = ERROR_REGISTRY[code];
+
+  const node = facts ? nodeOf(facts) : {};
+  const exceptionType = facts ? exceptionTypeOf(facts) : undefined;
+  const nodeErrors = obs.nodeErrors?.map((e) => ({ ...e }));
+  const missingModels =
+    code === 'COMFYUI_MODEL_MISSING' ? missingModelsOf(obs.facts, obs.nodeErrors, (f) => table.rules[table.firstMatch(f)]?.code === 'COMFYUI_MODEL_MISSING') : undefined;
+  const missingNodeTypes = code === 'COMFYUI_MISSING_NODE' ? missingNodeTypesOf(obs.facts) : undefined;
+  const now = (opts.clock ?? systemClock).now();
+  const retryAfterMs = TRANSIENT_CODES.has(code) ? retryAfterOf(obs.headers, facts?.text ?? '', now) : undefined;
+
+  // For validation, name the nodes whose errors carry this code (a body can mix codes).
+  const relevantErrors =
+    nodeErrors && facts?.kind === 'validation'
+      ? nodeErrors.filter((e) => {
+          const f = obs.facts.find((x) => x.nodeId === e.nodeId && x.validationType === e.type);
+          return f !== undefined && table.rules[table.firstMatch(f)]?.code === code;
+        })
+      : nodeErrors;
+
+  const words = render({
+    code,
+    ruleHint: rule?.hint,
+    nodeId: node.nodeId,
+    nodeType: node.nodeType,
+    exceptionType,
+    text: facts?.text ?? '',
+    nodeErrors: relevantErrors,
+    missingModels,
+    missingNodeTypes,
+    retryAfterMs,
+    httpStatus: facts?.httpStatus,
+    transportCode: facts?.transportCode,
+    timeoutPhase: facts?.timeoutPhase,
+    server: opts.context?.server,
+    withExceptionDetail: CODES_WITH_EXCEPTION_DETAIL.has(code),
+    matchIndex: rule && facts && CODES_WITH_EXCEPTION_DETAIL.has(code) ? matchIndexOf(table, rule, facts.text) : undefined,
+  });
+
+  return {
+    code,
+    category: info.category,
+    retryable: rule?.retryable ?? info.retryable,
+    message: words.message,
+    hint: words.hint,
+    ...(node.nodeId !== undefined ? { nodeId: node.nodeId } : {}),
+    ...(node.nodeType !== undefined ? { nodeType: node.nodeType } : {}),
+    ...(exceptionType !== undefined ? { exceptionType } : {}),
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    ...(nodeErrors && nodeErrors.length > 0 ? { nodeErrors } : {}),
+    ...(missingModels && missingModels.length > 0 ? { missingModels } : {}),
+    ...(missingNodeTypes && missingNodeTypes.length > 0 ? { missingNodeTypes } : {}),
+    rule: rule?.id ?? 'fallback.none',
+    evidenceKind: obs.evidenceKind,
+  };
+}
+
+/**
+ * Classifies any failure: an Evidence object, a ComfyRequestError, any thrown value, or garbage.
+ * Never throws. The first matching rule of the table decides (see default-rules.ts for the order).
+ * @example classify({ kind: 'execution_error', data: wsMessage.data }).code // 'COMFYUI_OOM'
+ */
+export function classify(evidence: unknown, opts: ClassifyOptions = {}): Classification {
+  try {
+    return classifyUnsafe(evidence, opts);
+  } catch (err) {
+    return classifierFailure(err);
+  }
+}
+
+/**
+ * Normalises any thrown value into a ComfyGuardError, once, at a boundary. A ComfyGuardError is
+ * returned as is; anything else is classified and keeps the original as `cause` and `evidence`.
+ * @example catch (e) { throw toComfyGuardError(e, { server: 'gpu-1' }) }
+ */
+export function toComfyGuardError(err: unknown, ctx: { server?: string; promptId?: string; rules?: ClassifierRules } = {}): ComfyGuardError {
+  if (isComfyGuardError(err)) return err;
+  const server = ctx.server ?? strProp(err, 'server');
+  const c = classify(err, {
+    ...(ctx.rules ? { rules: ctx.rules } : {}),
+    context: { ...(server !== undefined ? { server } : {}), ...(ctx.promptId !== undefined ? { promptId: ctx.promptId } : {}) },
+  });
+  return ComfyGuardError.fromClassification(c, {
+    ...(server !== undefined ? { server } : {}),
+    ...(ctx.promptId !== undefined ? { promptId: ctx.promptId } : {}),
+    cause: err,
+    evidence: err,
+  });
+}

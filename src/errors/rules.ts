@@ -1,0 +1,411 @@
+/**
+ * Classifier rules as data: the spec users write (in JSON or YAML-turned-JSON), its validation, and
+ * its compilation into a matcher. The built-in table lives in `default-rules.ts`; its order and tie
+ * rules are documented there.
+ *
+ * A rule matches when every condition in `when` holds (AND); a list inside one condition matches
+ * when any element does (OR). Regular expressions are JavaScript syntax, compiled case-insensitive
+ * and multi-line (`im`). The first matching rule in table order decides the code.
+ */
+import { z } from 'zod';
+import { AnchorScanner, requiredLiteral } from './anchors.js';
+import { ERROR_CODES, ERROR_REGISTRY, type ErrorCategory, type ErrorCode } from './codes.js';
+import { DEFAULT_RULES } from './default-rules.js';
+import { EVIDENCE_KINDS, type EvidenceKind, type Facts } from './evidence.js';
+
+/** Conditions of one rule. Every present field must hold; omitted fields do not constrain. */
+export interface RuleWhen {
+  /** Evidence kinds (`execution_error`, `http`, `text`, ...). */
+  kind?: EvidenceKind[];
+  /** Where it was observed: execution_error, http_response, ws, log, python_exception, client_side, unknown. */
+  where?: string[];
+  /** Regex on the exception type (e.g. `OutOfMemoryError$`). */
+  exceptionType?: string;
+  /** Regexes on the evidence text: at least one must match. */
+  message?: string[];
+  /** Regexes on the evidence text: every one must match. */
+  messageAll?: string[];
+  /** Regexes on the evidence text: none may match. */
+  notMessage?: string[];
+  /** HTTP statuses: numbers, or class strings like `"5xx"` or ranges like `"520-527"`. */
+  httpStatus?: Array<number | string>;
+  /** Whether an HTTP status was observed at all. */
+  hasHttpStatus?: boolean;
+  /** Node/undici error codes (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...), exact. */
+  transportCode?: string[];
+  /** WebSocket close codes: numbers or ranges like `"4000-4999"`. */
+  wsCloseCode?: Array<number | string>;
+  /** Our timeout phases: request, queue, generation, stall, connect. */
+  timeoutPhase?: string[];
+  /** Validation `error.type` or `node_errors[].errors[].type` values, exact. */
+  validationType?: string[];
+  /** Regex on the node's class type. */
+  nodeType?: string;
+  /** Regex on the validation input name (e.g. `ckpt_name`). */
+  input?: string;
+  /** Regex on the validation received value (as text). */
+  value?: string;
+  /** Regex on the HTTP request path. */
+  path?: string;
+  /** For interrupts: whether this job's owner asked for it. */
+  byOwner?: boolean;
+}
+
+/** One rule as data. */
+export interface RuleSpec {
+  /** Stable id, reported as `Classification.rule`. Built-in ids are dotted (`oom.text`). */
+  id: string;
+  code: ErrorCode;
+  when: RuleWhen;
+  /** Replaces the registry hint for this rule (config rules only; not scrubbed, you own it). */
+  hint?: string;
+  /** Overrides the registry's retryable flag for evidence this rule matches. */
+  retryable?: boolean;
+  /** Placement of a config rule: before or after a built-in rule id (default: before all of them). */
+  before?: string;
+  after?: string;
+}
+
+/** What users pass in configuration: a list of rules, or rules plus built-in rule ids to disable. */
+export type RulesConfig = RuleSpec[] | { rules?: RuleSpec[]; disable?: string[]; defaults?: boolean };
+
+/** Thrown by `compileRules` for invalid configuration; `issues` names each bad rule and field. */
+export class ClassifierRulesError extends Error {
+  readonly code = 'COMFYGUARD_INVALID_CLASSIFIER_RULES';
+  readonly issues: string[];
+  constructor(issues: string[]) {
+    super(`invalid classifier rules: ${issues.join('; ')}`);
+    this.name = 'ClassifierRulesError';
+    this.issues = issues;
+  }
+}
+
+const listOf = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t)]).transform((v) => (Array.isArray(v) ? v : [v]) as Array<z.infer<T>>);
+const statusItem = z.union([z.number().int(), z.string().regex(/^(?:[1-5]xx|\d{3,4}(?:-\d{3,4})?)$/, 'a status like 503, "5xx" or "520-527"')]);
+
+const whenSchema = z
+  .object({
+    kind: listOf(z.enum(EVIDENCE_KINDS)).optional(),
+    where: listOf(z.string()).optional(),
+    exceptionType: z.string().optional(),
+    message: listOf(z.string()).optional(),
+    messageAll: listOf(z.string()).optional(),
+    notMessage: listOf(z.string()).optional(),
+    httpStatus: listOf(statusItem).optional(),
+    hasHttpStatus: z.boolean().optional(),
+    transportCode: listOf(z.string()).optional(),
+    wsCloseCode: listOf(z.union([z.number().int(), z.string().regex(/^\d{4}(?:-\d{4})?$/, 'a close code like 1006 or "4000-4999"')])).optional(),
+    timeoutPhase: listOf(z.string()).optional(),
+    validationType: listOf(z.string()).optional(),
+    nodeType: z.string().optional(),
+    input: z.string().optional(),
+    value: z.string().optional(),
+    path: z.string().optional(),
+    byOwner: z.boolean().optional(),
+  })
+  .strict();
+
+const ruleSchema = z
+  .object({
+    id: z.string().min(1).max(200),
+    code: z.enum(ERROR_CODES),
+    when: whenSchema.default({}),
+    hint: z.string().max(1000).optional(),
+    retryable: z.boolean().optional(),
+    before: z.string().optional(),
+    after: z.string().optional(),
+  })
+  .strict();
+
+const configSchema = z.union([
+  z.array(ruleSchema),
+  z
+    .object({
+      rules: z.array(ruleSchema).default([]),
+      disable: z.array(z.string()).default([]),
+      /** false: only the config rules (a complete replacement of the built-in table). */
+      defaults: z.boolean().default(true),
+    })
+    .strict(),
+]);
+
+/** A compiled regex plus the anchor id that must have been found for it to possibly match (-1: none). */
+interface Pattern {
+  re: RegExp;
+  anchor: number;
+}
+
+type Range = readonly [number, number];
+
+/** One compiled rule. */
+export interface CompiledRule {
+  readonly id: string;
+  readonly code: ErrorCode;
+  readonly category: ErrorCategory;
+  readonly retryable: boolean;
+  readonly hint: string | undefined;
+  readonly source: 'builtin' | 'config';
+  readonly spec: RuleSpec;
+  readonly kinds: ReadonlySet<string> | null;
+  readonly where: ReadonlySet<string> | null;
+  readonly exceptionType: RegExp | null;
+  readonly message: readonly Pattern[] | null;
+  readonly messageAll: readonly Pattern[] | null;
+  readonly notMessage: readonly Pattern[] | null;
+  readonly httpStatus: readonly Range[] | null;
+  readonly hasHttpStatus: boolean | undefined;
+  readonly transportCode: ReadonlySet<string> | null;
+  readonly wsCloseCode: readonly Range[] | null;
+  readonly timeoutPhase: ReadonlySet<string> | null;
+  readonly validationType: ReadonlySet<string> | null;
+  readonly nodeType: RegExp | null;
+  readonly input: RegExp | null;
+  readonly value: RegExp | null;
+  readonly path: RegExp | null;
+  readonly byOwner: boolean | undefined;
+}
+
+const kRules = Symbol.for('comfyguard.ClassifierRules');
+
+/** A compiled, immutable rule table. Build with `compileRules`; pass to `classify` as `opts.rules`. */
+export class ClassifierRules {
+  readonly rules: readonly CompiledRule[];
+  readonly #scanner: AnchorScanner;
+  /** Scratch buffer for the anchor scan; classify is synchronous, so one per table is enough. */
+  readonly #found: Uint8Array;
+
+  /** @internal use `compileRules`. */
+  constructor(rules: CompiledRule[], anchors: string[]) {
+    this.rules = Object.freeze(rules);
+    this.#scanner = new AnchorScanner(anchors);
+    this.#found = new Uint8Array(Math.max(1, anchors.length));
+    Object.defineProperty(this, kRules, { value: true });
+  }
+
+  /** Cross-realm safe check. */
+  static [Symbol.hasInstance](x: unknown): boolean {
+    return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[kRules] === true;
+  }
+
+  /** The rule ids in evaluation order. */
+  get ids(): string[] {
+    return this.rules.map((r) => r.id);
+  }
+
+  /** Index of the first rule that matches `facts`, or -1. Rules at index >= `limit` are not tried. */
+  firstMatch(facts: Facts, limit = this.rules.length): number {
+    const found = this.#found;
+    const all = !this.#scanner.scan(facts.text, found);
+    const n = Math.min(limit, this.rules.length);
+    for (let i = 0; i < n; i++) {
+      if (ruleMatches(this.rules[i] as CompiledRule, facts, found, all)) return i;
+    }
+    return -1;
+  }
+}
+
+function testPattern(p: Pattern, text: string, found: Uint8Array, all: boolean): boolean {
+  if (p.anchor >= 0 && !all && found[p.anchor] === 0) return false;
+  return p.re.test(text);
+}
+
+function inRanges(n: number | undefined, ranges: readonly Range[]): boolean {
+  if (n === undefined) return false;
+  for (const [lo, hi] of ranges) if (n >= lo && n <= hi) return true;
+  return false;
+}
+
+function ruleMatches(r: CompiledRule, f: Facts, found: Uint8Array, all: boolean): boolean {
+  if (r.kinds !== null && !r.kinds.has(f.kind)) return false;
+  if (r.where !== null && !r.where.has(f.where)) return false;
+  if (r.hasHttpStatus !== undefined && (f.httpStatus !== undefined) !== r.hasHttpStatus) return false;
+  if (r.httpStatus !== null && !inRanges(f.httpStatus, r.httpStatus)) return false;
+  if (r.transportCode !== null && !r.transportCode.has(f.transportCode)) return false;
+  if (r.wsCloseCode !== null && !inRanges(f.wsCloseCode, r.wsCloseCode)) return false;
+  if (r.timeoutPhase !== null && !r.timeoutPhase.has(f.timeoutPhase)) return false;
+  if (r.validationType !== null && !r.validationType.has(f.validationType)) return false;
+  if (r.byOwner !== undefined && f.byOwner !== r.byOwner) return false;
+  if (r.exceptionType !== null && (f.exceptionType === '' || !r.exceptionType.test(f.exceptionType))) return false;
+  if (r.nodeType !== null && (f.nodeType === '' || !r.nodeType.test(f.nodeType))) return false;
+  if (r.input !== null && (f.input === '' || !r.input.test(f.input))) return false;
+  if (r.value !== null && !r.value.test(f.value)) return false;
+  if (r.path !== null && !r.path.test(f.path)) return false;
+  if (r.message !== null) {
+    let any = false;
+    for (const p of r.message) {
+      if (testPattern(p, f.text, found, all)) {
+        any = true;
+        break;
+      }
+    }
+    if (!any) return false;
+  }
+  if (r.messageAll !== null) {
+    for (const p of r.messageAll) if (!testPattern(p, f.text, found, all)) return false;
+  }
+  if (r.notMessage !== null) {
+    for (const p of r.notMessage) if (testPattern(p, f.text, found, all)) return false;
+  }
+  return true;
+}
+
+function parseRanges(items: Array<number | string>): Range[] {
+  return items.map((it): Range => {
+    if (typeof it === 'number') return [it, it];
+    const cls = /^([1-5])xx$/.exec(it);
+    if (cls) return [Number(cls[1]) * 100, Number(cls[1]) * 100 + 99];
+    const [lo, hi] = it.split('-').map(Number) as [number, number | undefined];
+    return [lo, hi ?? lo];
+  });
+}
+
+class Compiler {
+  readonly anchors: string[] = [];
+  readonly #anchorIds = new Map<string, number>();
+  readonly issues: string[] = [];
+
+  regex(src: string, where: string): RegExp | null {
+    try {
+      return new RegExp(src, 'im');
+    } catch (e) {
+      this.issues.push(`${where}: invalid regular expression: ${e instanceof Error ? e.message : String(e)}`);
+      return null;
+    }
+  }
+
+  patterns(srcs: string[] | undefined, where: string): Pattern[] | null {
+    if (srcs === undefined) return null;
+    const out: Pattern[] = [];
+    srcs.forEach((src, i) => {
+      const re = this.regex(src, `${where}[${i}]`);
+      if (re === null) return;
+      const lit = requiredLiteral(src);
+      let anchor = -1;
+      if (lit !== '') {
+        anchor = this.#anchorIds.get(lit) ?? -1;
+        if (anchor < 0) {
+          anchor = this.anchors.length;
+          this.anchors.push(lit);
+          this.#anchorIds.set(lit, anchor);
+        }
+      }
+      out.push({ re, anchor });
+    });
+    return out;
+  }
+
+  rule(spec: RuleSpec, source: 'builtin' | 'config', label: string): CompiledRule {
+    const w = spec.when;
+    const at = (field: string) => `${label}: when.${field}`;
+    const one = (src: string | undefined, field: string) => (src === undefined ? null : this.regex(src, at(field)));
+    const info = ERROR_REGISTRY[spec.code];
+    return {
+      id: spec.id,
+      code: spec.code,
+      category: info.category,
+      retryable: spec.retryable ?? info.retryable,
+      hint: spec.hint,
+      source,
+      spec,
+      kinds: w.kind ? new Set(w.kind) : null,
+      where: w.where ? new Set(w.where) : null,
+      exceptionType: one(w.exceptionType, 'exceptionType'),
+      message: this.patterns(w.message, at('message')),
+      messageAll: this.patterns(w.messageAll, at('messageAll')),
+      notMessage: this.patterns(w.notMessage, at('notMessage')),
+      httpStatus: w.httpStatus ? parseRanges(w.httpStatus) : null,
+      hasHttpStatus: w.hasHttpStatus,
+      transportCode: w.transportCode ? new Set(w.transportCode) : null,
+      wsCloseCode: w.wsCloseCode ? parseRanges(w.wsCloseCode) : null,
+      timeoutPhase: w.timeoutPhase ? new Set(w.timeoutPhase) : null,
+      validationType: w.validationType ? new Set(w.validationType) : null,
+      nodeType: one(w.nodeType, 'nodeType'),
+      input: one(w.input, 'input'),
+      value: one(w.value, 'value'),
+      path: one(w.path, 'path'),
+      byOwner: w.byOwner,
+    };
+  }
+}
+
+function describeZodIssues(error: z.ZodError, config: unknown): string[] {
+  return error.issues.map((iss) => {
+    const path = iss.path.map(String);
+    // Name the rule by index and id so a long config file is easy to fix.
+    const ri = path[0] === 'rules' ? 1 : 0;
+    const idx = path[ri];
+    let label = path.join('.');
+    if (idx !== undefined && /^\d+$/.test(idx)) {
+      const list = Array.isArray(config) ? config : (config as { rules?: unknown[] } | null)?.rules;
+      const id = Array.isArray(list) ? (list[Number(idx)] as { id?: unknown } | undefined)?.id : undefined;
+      label = `rules[${idx}]${typeof id === 'string' ? ` ("${id}")` : ''}${path.length > ri + 1 ? `: ${path.slice(ri + 1).join('.')}` : ''}`;
+    }
+    return `${label || 'config'}: ${iss.message}`;
+  });
+}
+
+let builtinCache: ClassifierRules | undefined;
+
+/** The built-in table, compiled once (lazily: nothing runs at import). */
+export function builtinRules(): ClassifierRules {
+  if (!builtinCache) builtinCache = compileRules(undefined);
+  return builtinCache;
+}
+
+/**
+ * Validates and compiles rule configuration into a table: config rules go before the built-in ones
+ * (or `before`/`after` a named built-in rule), a config rule with a built-in id replaces it in place,
+ * `disable` removes built-in rules. `undefined` gives the built-in table. Throws
+ * `ClassifierRulesError` naming each bad rule.
+ * @example compileRules([{ id: 'acme.quota', code: 'COMFYUI_OVERLOADED', when: { message: ['quota exhausted'] } }])
+ */
+export function compileRules(config?: unknown): ClassifierRules {
+  if (config instanceof ClassifierRules) return config;
+  let userRules: RuleSpec[] = [];
+  let disable: string[] = [];
+  let defaults = true;
+  if (config !== undefined && config !== null) {
+    const parsed = configSchema.safeParse(config);
+    if (!parsed.success) throw new ClassifierRulesError(describeZodIssues(parsed.error, config));
+    if (Array.isArray(parsed.data)) userRules = parsed.data as RuleSpec[];
+    else {
+      userRules = parsed.data.rules as RuleSpec[];
+      disable = parsed.data.disable;
+      defaults = parsed.data.defaults;
+    }
+  }
+  const issues: string[] = [];
+  const base: readonly RuleSpec[] = defaults ? DEFAULT_RULES : [];
+  const baseIds = new Set(base.map((r) => r.id));
+  for (const id of disable) if (!baseIds.has(id)) issues.push(`disable: no built-in rule "${id}"`);
+  const seen = new Set<string>();
+  userRules.forEach((r, i) => {
+    if (seen.has(r.id)) issues.push(`rules[${i}] ("${r.id}"): duplicate id`);
+    seen.add(r.id);
+    for (const key of ['before', 'after'] as const) {
+      const target = r[key];
+      if (target !== undefined && !baseIds.has(target)) issues.push(`rules[${i}] ("${r.id}"): ${key}: no built-in rule "${target}"`);
+    }
+    if (r.before !== undefined && r.after !== undefined) issues.push(`rules[${i}] ("${r.id}"): give before or after, not both`);
+  });
+
+  // Order: leading config rules, then the built-ins with replacements and before/after insertions.
+  const disabled = new Set(disable);
+  const replacing = new Map(userRules.filter((r) => baseIds.has(r.id)).map((r) => [r.id, r]));
+  const ordered: Array<{ spec: RuleSpec; source: 'builtin' | 'config'; label: string }> = [];
+  const label = (r: RuleSpec) => `rules[${userRules.indexOf(r)}] ("${r.id}")`;
+  for (const r of userRules) if (!baseIds.has(r.id) && r.before === undefined && r.after === undefined) ordered.push({ spec: r, source: 'config', label: label(r) });
+  for (const b of base) {
+    for (const r of userRules) if (r.before === b.id && !baseIds.has(r.id)) ordered.push({ spec: r, source: 'config', label: label(r) });
+    const rep = replacing.get(b.id);
+    if (rep) ordered.push({ spec: rep, source: 'config', label: label(rep) });
+    else if (!disabled.has(b.id)) ordered.push({ spec: b, source: 'builtin', label: `built-in rule "${b.id}"` });
+    for (const r of userRules) if (r.after === b.id && !baseIds.has(r.id)) ordered.push({ spec: r, source: 'config', label: label(r) });
+  }
+
+  const compiler = new Compiler();
+  const compiled = ordered.map((o) => compiler.rule(o.spec, o.source, o.label));
+  issues.push(...compiler.issues);
+  if (issues.length > 0) throw new ClassifierRulesError(issues);
+  return new ClassifierRules(compiled, compiler.anchors);
+}

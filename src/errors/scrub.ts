@@ -1,0 +1,82 @@
+/**
+ * Scrubbing of anything that may reach a user: messages and hints never carry stack traces, file
+ * system paths, host names, IP addresses, URLs or tokens. Evidence keeps the raw text; only the
+ * rendered words go through here.
+ */
+import { firstLine } from './text.js';
+
+const TRACE_LINE =
+  /^[ \t]*(?:File "[^"\n]*", line \d+[^\n]*|Traceback \(most recent call last\):?|at [^\n]*:\d+:\d+\)?|[~^ ]*\^[~^ ]*|During handling of the above exception[^\n]*|The above exception was the direct cause[^\n]*)[ \t]*$/gm;
+const URL = /\b[a-z][a-z0-9+.-]{1,15}:\/\/[^\s'"<>`)\]}]+/gi;
+const EMAIL = /\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b/g;
+const BEARER = /\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
+const KEY_VALUE =
+  /\b((?:x-)?(?:api[_-]?key|apikey|api[_-]?secret|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|secret|password|passwd|pwd|authorization|token|session[_-]?id|cookie|api_key_comfy_org|auth_token_comfy_org)["']?\s*[:=]\s*["']?)[^\s"',;&}]+/gi;
+const JWT = /\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}/g;
+const PREFIXED_TOKEN = /\b(?:sk|pk|rk|hf|ghp|gho|ghu|ghs|ghr|glpat|xox[abprs]|AKIA|ASIA|AIza|key|tok)[-_][A-Za-z0-9_-]{16,}/g;
+const LONG_HEX = /\b[A-Fa-f0-9]{32,}\b/g;
+const LONG_B64 = /[A-Za-z0-9+/_-]{40,}={0,2}/g;
+/** Drive or UNC paths; inner segments may contain spaces when another separator follows. */
+const WIN_PATH = /(?:\b[A-Za-z]:|\\\\[^\\\s]+)[\\/](?:[^\\/\n'"<>|:*?]*[\\/])*[^\s\\/'"<>|,;)\]]*/g;
+const HTML_TAG = /<\/?[a-z][^<>\n]{0,200}>/gi;
+const IPV4 = /\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b/g;
+const IPV6 = /\[?\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b\]?(?::\d{1,5})?|\[::1?\](?::\d{1,5})?|(?<![\w:])::1\b|::ffff:[\d.]+/gi;
+const HOST =
+  /\b(?:localhost(?::\d{1,5})?|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|org|net|io|ai|co|dev|app|cloud|xyz|info|biz|us|uk|de|cn|jp|ru|fr|eu|tv|gg|run|host|local|internal|lan|site|online|tech|chat|space|pro|studio|ml|gpu|proxy)(?::\d{1,5})?|(?:[a-z0-9-]+\.)+[a-z0-9-]+:\d{2,5})\b/gi;
+const TOKEN_WITH_SLASH = /[^\s'"<>()[\]{},;`]*[\\/][^\s'"<>()[\]{},;`]*/g;
+/** Short slash words that are not paths. */
+const SLASH_WORDS = /^(?:n\/a|i\/o|and\/or|it\/s|s\/it|w\/|w\/o|[\d./:%]+|<url>|\/)$/i;
+
+function mixedToken(s: string): boolean {
+  return /\d/.test(s) && /[A-Za-z]/.test(s);
+}
+
+/**
+ * Removes stack-trace lines, URLs, e-mail addresses, tokens and secrets, file system paths,
+ * IP addresses and host names from a text. Idempotent.
+ */
+export function scrubText(text: string): string {
+  let s = text.length > 16_384 ? text.slice(0, 16_384) : text;
+  s = s.replace(TRACE_LINE, '');
+  s = s.replace(HTML_TAG, ' ');
+  s = s.replace(BEARER, '$1 <redacted>');
+  s = s.replace(KEY_VALUE, '$1<redacted>');
+  s = s.replace(JWT, '<redacted>');
+  s = s.replace(URL, '<url>');
+  s = s.replace(EMAIL, '<email>');
+  s = s.replace(PREFIXED_TOKEN, (m) => (mixedToken(m) ? '<redacted>' : m));
+  s = s.replace(LONG_HEX, '<redacted>');
+  s = s.replace(WIN_PATH, '<path>');
+  s = s.replace(IPV6, '<ip>');
+  s = s.replace(IPV4, '<ip>');
+  s = s.replace(TOKEN_WITH_SLASH, (m) => (SLASH_WORDS.test(m) || m.length < 3 ? m : '<path>'));
+  s = s.replace(LONG_B64, (m) => (mixedToken(m) ? '<redacted>' : m));
+  s = s.replace(HOST, '<host>');
+  return s
+    .replace(/(?:<path>[\s\\/]*){2,}/g, '<path> ')
+    .replace(/[ \t]+\n/g, '\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+/** One short, scrubbed line of a detail (an exception message, a node type), or '' if nothing is left. */
+export function safeDetail(text: string | undefined, max = 160): string {
+  if (!text) return '';
+  const scrubbed = scrubText(firstLine(text, 2 * max));
+  const line = firstLine(scrubbed, max);
+  return /^[\s<>a-z]*$/i.test(line.replace(/<(?:path|url|host|ip|email|redacted)>/g, '')) && /<\w+>/.test(line) ? '' : line;
+}
+
+/** A model file name without its directories (`SDXL\x.safetensors` -> `x.safetensors`), scrubbed. */
+export function modelBasename(name: string): string {
+  const base = name.split(/[\\/]/).filter((p) => p !== '').pop() ?? '';
+  return safeDetail(base, 120);
+}
+
+/** A server name fit for a user message: simple configured names only, never a host, IP or URL. */
+export function safeServerName(name: string | undefined): string | undefined {
+  if (!name) return undefined;
+  const n = name.trim();
+  if (n === '' || n.length > 64 || /[.:/\\@\s]/.test(n)) return undefined;
+  return scrubText(n) === n ? n : undefined;
+}
