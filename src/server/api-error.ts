@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_REGISTRY, isErrorCode } from '../errors/codes.js';
+import { pathToField, type ValidationIssue } from './validation.js';
 
 /** Stable codes of the API's own errors (ComfyUI error codes pass through as they are). */
 export type ApiErrorCode =
@@ -50,38 +51,23 @@ export class ApiError extends Error {
   }
 }
 
-interface ValidationIssue {
-  instancePath?: string;
-  keyword?: string;
-  message?: string;
-  params?: Record<string, unknown>;
-}
-
-/** `/options/fallbackModels/0` -> `options.fallbackModels[0]`. */
-function pathToField(instancePath: string | undefined, extraKey?: string): string {
-  const parts = (instancePath ?? '').split('/').filter((p) => p !== '');
-  if (extraKey !== undefined) parts.push(extraKey);
-  let out = '';
-  for (const p of parts) out += /^\d+$/.test(p) ? `[${p}]` : out === '' ? p : `.${p}`;
-  return out;
-}
-
-function issueField(issue: ValidationIssue, context: string | undefined): string {
+function issueField(issue: Partial<ValidationIssue>, context: string | undefined): string {
   const keys = issue.params?.keys;
-  const extra = issue.keyword === 'unrecognized_keys' && Array.isArray(keys) && typeof keys[0] === 'string' ? keys[0] : undefined;
-  const field = pathToField(issue.instancePath, extra);
+  const path = [...(issue.params?.path ?? (issue.instancePath ?? '').split('/').filter((p) => p !== ''))];
+  if (issue.keyword === 'unrecognized_keys' && Array.isArray(keys) && typeof keys[0] === 'string') path.push(keys[0]);
+  const field = pathToField(path);
   if (field !== '') return field;
   return context === 'querystring' ? 'query' : (context ?? 'body');
 }
 
-function issueMessage(issue: ValidationIssue, field: string): string {
+function issueMessage(issue: Partial<ValidationIssue>, field: string): string {
   if (issue.keyword === 'unrecognized_keys') return `${field}: is not a known field`;
   return `${field}: ${issue.message ?? 'is invalid'}`;
 }
 
 /** Turns a request-validation failure into VALIDATION_ERROR naming the first bad field. */
 function fromValidation(err: FastifyError): ApiError {
-  const issues = (err.validation ?? []) as ValidationIssue[];
+  const issues = (err.validation ?? []) as Array<Partial<ValidationIssue>>;
   const context = err.validationContext;
   const details = issues.map((i) => {
     const field = issueField(i, context);

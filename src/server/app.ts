@@ -4,7 +4,7 @@
  * `buildApp` does no I/O of its own; `startService` (index.ts) listens.
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler } from 'fastify-type-provider-zod';
 import { readFileSync } from 'node:fs';
 import type { Guard } from '../jobs/guard-api.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -20,6 +20,7 @@ import { registerJobRoutes } from './routes/jobs.js';
 import { registerMetricsRoute, type MetricsSource } from './routes/metrics.js';
 import { registerOutputRoutes } from './routes/outputs.js';
 import { registerStatsRoutes } from './routes/stats.js';
+import { validatorCompiler } from './validation.js';
 
 export interface AppOptions {
   guard: Guard;

@@ -26,6 +26,19 @@ export const WorkflowSchema = z
   .describe('An API-format ComfyUI workflow: node id -> { class_type, inputs }')
   .meta({ id: 'Workflow' });
 
+/**
+ * A number in a querystring. Stricter than `z.coerce.number()`, which reads "" as 0: the value
+ * must be written as a plain non-negative number.
+ */
+export function queryNumber(opts: { int?: boolean; min: number; max: number }) {
+  const pattern = opts.int ? /^\d+$/ : /^\d+(\.\d+)?$/;
+  return z
+    .string()
+    .regex(pattern, { message: `must be ${opts.int ? 'an integer' : 'a number'} from ${opts.min} to ${opts.max}` })
+    .transform(Number)
+    .pipe((opts.int ? z.number().int() : z.number()).min(opts.min).max(opts.max));
+}
+
 const ms = () => z.number().int().min(1).max(MAX_MS);
 const nonEmptyStrings = (max: number) => z.array(z.string().min(1).max(1_000)).max(max);
 
@@ -180,7 +193,7 @@ const statusFilter = z
 
 export const ListJobsQuerySchema = z.looseObject({
   status: statusFilter.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional().describe('Page size, 1..1000 (default 50)'),
+  limit: queryNumber({ int: true, min: 1, max: 1000 }).optional().describe('Page size, 1..1000 (default 50)'),
   cursor: z.string().min(1).max(1024).optional().describe('`nextCursor` of the previous page'),
   include: z.enum(['workflow']).optional(),
 });
@@ -195,7 +208,7 @@ export const RetryBodySchema = z
   .optional();
 
 export const CleanupQuerySchema = z.looseObject({
-  olderThanHours: z.coerce.number().min(0).max(24 * 365 * 10).default(24).describe('Delete terminal jobs that ended more than this many hours ago'),
+  olderThanHours: queryNumber({ min: 0, max: 24 * 365 * 10 }).default(24).describe('Delete terminal jobs that ended more than this many hours ago'),
 });
 
 export const CleanupResponseSchema = z.object({ deleted: z.number().int(), olderThanHours: z.number() });
@@ -250,7 +263,7 @@ export const DetailedStatsSchema = StatsSchema.extend({
 });
 
 export const DetailedStatsQuerySchema = z.looseObject({
-  hours: z.coerce.number().int().min(1).max(24 * 30).default(24).describe('Window of the per-server and over-time figures'),
+  hours: queryNumber({ int: true, min: 1, max: 24 * 30 }).default(24).describe('Window of the per-server and over-time figures'),
 });
 
 // ---- health --------------------------------------------------------------------------------------
