@@ -79,6 +79,8 @@ export class ComfyClient implements ComfyApi {
   readonly baseUrl: string;
   readonly name: string;
   readonly #origin: URL;
+  /** Path prefix of the base URL (hosted pods behind a proxy path, or ComfyUI's own `/api`). */
+  readonly #basePath: string;
   readonly #headers: Readonly<Record<string, string>>;
   readonly #timeoutMs: number;
   readonly #clock: Clock;
@@ -99,6 +101,7 @@ export class ComfyClient implements ComfyApi {
     const timeout = init.requestTimeoutMs ?? 30_000;
     if (!Number.isFinite(timeout) || timeout <= 0) throw new TypeError('ComfyClient: requestTimeoutMs must be a positive number');
     this.#origin = url;
+    this.#basePath = url.pathname.replace(/\/+$/, '');
     this.baseUrl = url.href.replace(/\/+$/, '');
     this.name = init.name ?? url.host;
     this.#headers = Object.freeze(withoutOrigin(init.headers ?? {}));
@@ -294,7 +297,7 @@ export class ComfyClient implements ComfyApi {
     const timer: TimerHandle = this.#clock.setTimeout(() => ac.abort('timeout' satisfies AbortWhy), timeoutMs);
     this.#inflight.add(ac);
 
-    const url = new URL(spec.path, this.#origin);
+    const url = new URL(`${this.#basePath}${spec.path}`, this.#origin);
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { ...this.#headers };
     let body: string | Buffer | undefined;

@@ -464,6 +464,19 @@ describe('ComfyClient request headers', () => {
     }
   });
 
+  it('keeps the base URL path prefix (a proxy path, or ComfyUI\'s /api copies of every route)', async () => {
+    const seen: string[] = [];
+    const server = await httpServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ exec_info: { queue_remaining: 3 } }));
+    });
+    cleanups.push(server.close);
+    const client = clientFor(`${server.url}/pod-7/api/`);
+    expect(await client.getPromptStatus()).toEqual({ exec_info: { queue_remaining: 3 } });
+    expect(seen).toEqual(['/pod-7/api/prompt']);
+    expect(client.baseUrl).toBe(`${server.url}/pod-7/api`);
+  });
+
   it('rejects a base URL that is not http(s)', () => {
     expect(() => new ComfyClient({ baseUrl: 'ftp://x' })).toThrow(/http/);
     expect(() => new ComfyClient({ baseUrl: 'not a url' })).toThrow(/valid URL/);

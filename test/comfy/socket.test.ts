@@ -237,6 +237,14 @@ describe('ComfySocket replaying recorded WebSocket traffic', () => {
   });
 });
 
+describe('ComfySocket URL', () => {
+  it('maps http(s) to ws(s), keeps a path prefix and encodes the clientId', () => {
+    expect(new ComfySocket({ baseUrl: 'https://pod.example/comfy/', clientId: 'a b&c' }).url).toBe('wss://pod.example/comfy/ws?clientId=a+b%26c');
+    expect(new ComfySocket({ baseUrl: 'http://127.0.0.1:8188', clientId: 'x' }).url).toBe('ws://127.0.0.1:8188/ws?clientId=x');
+    expect(() => new ComfySocket({ baseUrl: 'ftp://x', clientId: 'x' })).toThrow(/http/);
+  });
+});
+
 describe('ComfySocket connection failures', () => {
   it('fails a refused connection with transport ECONNREFUSED', async () => {
     const socket = socketFor(`http://127.0.0.1:${await closedPort()}`);
