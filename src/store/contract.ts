@@ -3,7 +3,9 @@
  * conformance suite runs against each. Every write is durable when its promise resolves.
  *
  * Common rules: every write sets `updatedAt` to the store clock's now (unless the patch sets it);
- * a job that reaches a terminal state without `endedAt` gets `endedAt = now`; writes to an unknown
+ * a job that reaches (or is created in) a terminal state without `endedAt` gets `endedAt = now`;
+ * `id`, `createdAt` and `idempotencyKey` are fixed at creation (patch values for them are
+ * ignored, so a whole record may be passed as a patch); writes to an unknown
  * job throw `StoreError` `STORE_JOB_NOT_FOUND`; invalid records or patches throw
  * `STORE_INVALID_JOB` and write nothing; an unreachable database surfaces as `STORE_UNAVAILABLE`
  * after the store's own bounded retries (see `./errors.ts`).

@@ -19,6 +19,7 @@ import {
   assertProgress,
   assertRecoveryStep,
   cleanPatch,
+  stampEnd,
   statusList,
 } from './record-ops.js';
 
@@ -55,9 +56,10 @@ export class MemoryStore implements JobStore {
   }
 
   /** Inserts a job, honouring its idempotency key. */
-  async createJob(job: JobRecord): Promise<{ created: boolean; job: JobRecord }> {
+  async createJob(input: JobRecord): Promise<{ created: boolean; job: JobRecord }> {
     this.#assertOpen('createJob');
-    const checked = checkJob(job);
+    const checked = checkJob(input);
+    const job = checked.ok ? stampEnd(input, this.#clock.now()) : input;
     if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `createJob: invalid job ${String(job?.id)}: ${checked.error}`, { backend: 'memory', operation: 'createJob', jobId: job?.id });
     if (job.idempotencyKey) {
       const existingId = this.#idempotency.get(job.idempotencyKey);

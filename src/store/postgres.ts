@@ -13,7 +13,7 @@ import type { CorruptJob, JobPage, JobQuery, JobStore, StoreStats } from './cont
 import { describeCause, redactUrl, StoreError } from './errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
 import { addRecovery, emptyStats, ERROR_STATUSES, normalizeQuery, toPage } from './query.js';
-import { assertAttempt, assertProgress, assertRecoveryStep, cleanPatch, statusList } from './record-ops.js';
+import { assertAttempt, assertProgress, assertRecoveryStep, cleanPatch, stampEnd, statusList } from './record-ops.js';
 import { decodeRow, JOB_COLUMNS, patchColumns, rowValues, splitDecoded } from './sql-columns.js';
 
 export interface PostgresStoreOptions {
@@ -78,6 +78,7 @@ export class PostgresStore implements JobStore {
   #pool: pg.Pool | null = null;
   #state: 'new' | 'open' | 'closed' = 'new';
   #closing: Promise<void> | null = null;
+  #initializing: Promise<void> | null = null;
 
   constructor(opts: PostgresStoreOptions) {
     this.#o = {
@@ -104,9 +105,17 @@ export class PostgresStore implements JobStore {
   }
 
   /** Opens the pool and applies pending migrations (serialised across processes by an advisory lock). */
-  async init(): Promise<void> {
-    if (this.#state === 'closed') throw this.#closedError('init');
-    if (this.#pool) return;
+  init(): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(this.#closedError('init'));
+    // Memoised: concurrent callers share one connect; a failed init can be retried.
+    this.#initializing ??= this.#open().catch((e: unknown) => {
+      this.#initializing = null;
+      throw e;
+    });
+    return this.#initializing;
+  }
+
+  async #open(): Promise<void> {
     const pool = new pg.Pool({
       connectionString: this.#o.connectionString,
       max: this.#o.poolSize,
@@ -163,8 +172,9 @@ export class PostgresStore implements JobStore {
   }
 
   /** Inserts a job; a repeated idempotency key returns the job that holds it. */
-  async createJob(job: JobRecord): Promise<{ created: boolean; job: JobRecord }> {
-    const checked = checkJob(job);
+  async createJob(input: JobRecord): Promise<{ created: boolean; job: JobRecord }> {
+    const checked = checkJob(input);
+    const job = checked.ok ? stampEnd(input, this.#o.clock.now()) : input;
     if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `createJob: invalid job ${String(job?.id)}: ${checked.error}`, { backend: 'postgres', operation: 'createJob', jobId: job?.id });
     const token = randomUUID();
     const values = rowValues(job);

@@ -20,8 +20,10 @@ export function definedEntries<T extends object>(patch: T): Partial<T> {
 }
 
 /**
- * Validates a patch for `transition`/`patchJob` and returns only its defined fields, without
- * `status` (the transition's `to` wins). Changing `id` is refused.
+ * Validates a patch for `transition`/`patchJob` and returns only its defined fields. `status` is
+ * dropped (the transition's `to` wins), and so are `createdAt` and `idempotencyKey`, which are
+ * fixed at creation (indexes are built on them); a caller may pass a whole record as the patch.
+ * Changing `id` is refused.
  */
 export function cleanPatch(backend: StoreBackend, operation: string, id: string, patch: Partial<JobRecord> | undefined): Partial<JobRecord> {
   if (!patch) return {};
@@ -31,6 +33,8 @@ export function cleanPatch(backend: StoreBackend, operation: string, id: string,
   }
   delete defined.id;
   delete defined.status;
+  delete defined.createdAt;
+  delete defined.idempotencyKey;
   const checked = checkPatch(defined);
   if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `${operation}: invalid patch for job ${id}: ${checked.error}`, { backend, operation, jobId: id });
   return defined;
@@ -60,8 +64,8 @@ export function assertProgress(backend: StoreBackend, id: string, progress: numb
   if (checkpoint !== undefined) assertValid(backend, 'updateProgress', id, 'checkpoint', checkpointRecordSchema, checkpoint);
 }
 
-/** When a job reaches a terminal state without an `endedAt`, the store stamps it so cleanup and TTLs work. */
-function stampEnd(job: JobRecord, now: number): JobRecord {
+/** When a job reaches (or is created in) a terminal state without an `endedAt`, the store stamps it so cleanup and TTLs work. */
+export function stampEnd(job: JobRecord, now: number): JobRecord {
   return isTerminal(job.status) && job.endedAt === null ? { ...job, endedAt: now } : job;
 }
 

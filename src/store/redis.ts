@@ -27,6 +27,7 @@ import {
   assertProgress,
   assertRecoveryStep,
   cleanPatch,
+  stampEnd,
   statusList,
 } from './record-ops.js';
 import { CREATE_LUA, DELETE_LUA, PRUNE_LUA, WRITE_LUA } from './redis-scripts.js';
@@ -81,6 +82,7 @@ export class RedisStore implements JobStore {
   #redis: Redis | null = null;
   #state: 'new' | 'open' | 'closed' = 'new';
   #closing: Promise<void> | null = null;
+  #initializing: Promise<void> | null = null;
 
   constructor(opts: RedisStoreOptions) {
     this.#o = {
@@ -112,9 +114,17 @@ export class RedisStore implements JobStore {
   }
 
   /** Connects and checks that the server supports the commands used (Redis >= 6.2). */
-  async init(): Promise<void> {
-    if (this.#state === 'closed') throw this.#closedError('init');
-    if (this.#redis) return;
+  init(): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(this.#closedError('init'));
+    // Memoised: concurrent callers share one connect; a failed init can be retried.
+    this.#initializing ??= this.#open().catch((e: unknown) => {
+      this.#initializing = null;
+      throw e;
+    });
+    return this.#initializing;
+  }
+
+  async #open(): Promise<void> {
     const redis = new Redis(this.#o.url, {
       lazyConnect: true,
       connectionName: this.#o.connectionName,
@@ -154,9 +164,10 @@ export class RedisStore implements JobStore {
   }
 
   /** Inserts a job; a repeated idempotency key returns the job that holds it. */
-  async createJob(job: JobRecord): Promise<{ created: boolean; job: JobRecord }> {
-    return this.#run('createJob', job?.id, async (redis) => {
-      const checked = checkJob(job);
+  async createJob(input: JobRecord): Promise<{ created: boolean; job: JobRecord }> {
+    return this.#run('createJob', input?.id, async (redis) => {
+      const checked = checkJob(input);
+      const job = checked.ok ? stampEnd(input, this.#o.clock.now()) : input;
       if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `createJob: invalid job ${String(job?.id)}: ${checked.error}`, { backend: 'redis', operation: 'createJob', jobId: job?.id });
       const token = randomUUID();
       const doc = JSON.stringify(job);
@@ -172,7 +183,7 @@ export class RedisStore implements JobStore {
         doc,
         job.status,
         job.createdAt,
-        terminal ? (job.endedAt ?? this.#o.clock.now()) : '',
+        terminal ? (job.endedAt ?? '') : '',
         token,
         idem,
         this.#ttlArg(),

@@ -21,6 +21,7 @@ import {
   assertProgress,
   assertRecoveryStep,
   cleanPatch,
+  stampEnd,
   statusList,
 } from './record-ops.js';
 import { columnValue, decodeRow, JOB_COLUMNS, patchColumns, rowValues, splitDecoded } from './sql-columns.js';
@@ -109,9 +110,10 @@ export class SqliteStore implements JobStore {
   }
 
   /** Inserts a job; an existing idempotency key returns that job instead. */
-  async createJob(job: JobRecord): Promise<{ created: boolean; job: JobRecord }> {
-    return this.#run('createJob', job?.id, (db) => {
-      const checked = checkJob(job);
+  async createJob(input: JobRecord): Promise<{ created: boolean; job: JobRecord }> {
+    return this.#run('createJob', input?.id, (db) => {
+      const checked = checkJob(input);
+      const job = checked.ok ? stampEnd(input, this.#opts.clock.now()) : input;
       if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `createJob: invalid job ${String(job?.id)}: ${checked.error}`, { backend: 'sqlite', operation: 'createJob', jobId: job?.id });
       const tx = db.transaction(() => {
         if (job.idempotencyKey) {

@@ -72,9 +72,12 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         await expect(store.ping()).resolves.toBeUndefined();
       });
 
-      it('refuses calls after close with STORE_CLOSED, and close is idempotent', async () => {
+      it('refuses calls before init and after close with STORE_CLOSED; init and close are idempotent', async () => {
         const other = await h.reopen();
+        await expectStoreError(other.getJob('x'), 'STORE_CLOSED');
+        await Promise.all([other.init(), other.init()]);
         await other.init();
+        await expect(other.ping()).resolves.toBeUndefined();
         await other.close();
         await other.close();
         await expectStoreError(other.getJob('x'), 'STORE_CLOSED');
@@ -116,6 +119,13 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
 
       it('returns null for an unknown id', async () => {
         expect(await store.getJob('no-such-job')).toBeNull();
+      });
+
+      it('stamps endedAt on a job created in a terminal state without one', async () => {
+        clock.current = 1_800_000_009_000;
+        const res = await store.createJob(makeJob({ status: 'cancelled' }));
+        expect(res.job.endedAt).toBe(1_800_000_009_000);
+        expect((await store.getJob(res.job.id))?.endedAt).toBe(1_800_000_009_000);
       });
 
       it('rejects a second job with the same id with STORE_DUPLICATE_JOB', async () => {
@@ -191,11 +201,14 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect((await store.transition(b.id, 'queued', 'failed', { endedAt: 42 }))?.endedAt).toBe(42);
       });
 
-      it('ignores a status inside the patch: `to` wins', async () => {
-        const job = makeJob();
+      it('ignores a status inside the patch (`to` wins) and keeps createdAt and idempotencyKey fixed', async () => {
+        const job = makeJob({ idempotencyKey: 'fixed-key' });
         await store.createJob(job);
-        const out = await store.transition(job.id, 'queued', 'running', { status: 'completed' });
-        expect(out?.status).toBe('running');
+        const out = await store.transition(job.id, 'queued', 'running', { ...job, status: 'completed', createdAt: 5, idempotencyKey: 'other', priority: 4 });
+        expect(out).toMatchObject({ status: 'running', createdAt: job.createdAt, idempotencyKey: 'fixed-key', priority: 4 });
+        expect((await store.findByIdempotencyKey('fixed-key'))?.id).toBe(job.id);
+        expect(await store.findByIdempotencyKey('other')).toBeNull();
+        expect((await store.query({ until: job.createdAt + 1, since: job.createdAt })).jobs.map((j) => j.id)).toEqual([job.id]);
       });
 
       it('rejects an invalid patch with STORE_INVALID_JOB and leaves the job as it was', async () => {
