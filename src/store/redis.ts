@@ -144,7 +144,9 @@ export class RedisStore implements JobStore {
     });
     // ioredis emits 'error' on every failed reconnect; without a listener it only logs, but the
     // owner may want to know (health endpoint, logs).
+    let lastError: unknown;
     redis.on('error', (err: unknown) => {
+      lastError = err;
       this.#o.onError?.(new StoreError('STORE_UNAVAILABLE', `Redis at ${this.#target}: ${describeCause(err)}`, { backend: 'redis', cause: err }));
     });
     try {
@@ -157,7 +159,9 @@ export class RedisStore implements JobStore {
     } catch (e) {
       redis.disconnect();
       if (e instanceof StoreError) throw e;
-      throw new StoreError('STORE_UNAVAILABLE', `init: Redis at ${this.#target} is not reachable: ${describeCause(e)}`, { backend: 'redis', operation: 'init', cause: e });
+      // connect() only says "Connection is closed."; the socket error before it says why.
+      const cause = lastError ?? e;
+      throw new StoreError('STORE_UNAVAILABLE', `init: Redis at ${this.#target} is not reachable: ${describeCause(cause)}`, { backend: 'redis', operation: 'init', cause });
     }
     this.#redis = redis;
     this.#state = 'open';

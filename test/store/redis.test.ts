@@ -199,6 +199,7 @@ describe('RedisStore specifics', () => {
     const err = await s.init().catch((e: unknown) => e);
     expect(isStoreError(err, 'STORE_UNAVAILABLE')).toBe(true);
     expect((err as Error).message).toContain(`127.0.0.1:${port}`);
+    expect((err as Error).message).toContain('ECONNREFUSED');
     expect((err as Error).message).not.toContain('hunter2');
   });
 });

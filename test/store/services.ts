@@ -49,12 +49,16 @@ export async function createTestDatabase(): Promise<{ name: string; url: string;
 /** A Redis admin connection; failing to connect says how to start Redis. */
 export async function connectRedis(url: string = REDIS_URL): Promise<Redis> {
   const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 5000 });
-  r.on('error', () => undefined);
+  let lastError: unknown;
+  r.on('error', (e: unknown) => {
+    lastError = e;
+  });
   try {
     await r.connect();
   } catch (e) {
     r.disconnect();
-    throw new Error(`Redis is not reachable at ${url} (${e instanceof Error ? e.message : String(e)}). The store tests need it: run \`bash scripts/services.sh\`.`, { cause: e });
+    const why = lastError ?? e;
+    throw new Error(`Redis is not reachable at ${url} (${why instanceof Error ? why.message : String(why)}). The store tests need it: run \`bash scripts/services.sh\`.`, { cause: e });
   }
   return r;
 }
