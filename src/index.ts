@@ -13,5 +13,7 @@ export type { Clock } from './util/clock.js';
 export { systemClock } from './util/clock.js';
 export type * from './jobs/types.js';
 export type * from './store/contract.js';
+export { openStore, DEFAULT_STORE_URL, StoreError, isStoreError, MemoryStore, SqliteStore, PostgresStore, RedisStore } from './store/index.js';
+export type { OpenStoreOptions, StoreErrorCode, SqliteStoreOptions, PostgresStoreOptions, RedisStoreOptions } from './store/index.js';
 export { DEFAULT_POLICY, compilePolicy, RecoveryPolicyError, applyParams, PatchError, isPatchError, PARAM_NAMES } from './recovery/index.js';
 export type { RecoveryPolicy, PolicyIssue, PatchErrorCode } from './recovery/index.js';
