@@ -118,6 +118,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     if (opts.dashboard !== false) await registerDashboard(root);
   });
 
+  app.addHook('onResponse', async (req) => {
+    // An upgrade request answered over HTTP (401, 404...) never became a socket that
+    // @fastify/websocket owns; its raw socket would stay open and hold up close().
+    if (req.headers.upgrade && (req as { ws?: boolean }).ws !== true) req.raw.socket?.destroy();
+  });
+
   app.addHook('preClose', async () => {
     for (const ac of ctx.streams) ac.abort();
   });
