@@ -228,7 +228,7 @@ export function systemStats(ctx: RouteContext): Record<string, unknown> {
       ram_free: mem.ramFree(),
       comfyui_version: ctx.opts.version,
       required_frontend_version: '1.27.10',
-      installed_templates_version: '0.1.95',
+      installed_templates_version: null,
       required_templates_version: '0.1.95',
       python_version: '3.12.3 (main, Sep 11 2025, 14:09:16) [GCC 13.3.0]',
       pytorch_version: cpu ? '2.8.0+cpu' : '2.8.0+cu128',
