@@ -3,6 +3,7 @@
  * `/models/{folder}`), and what a workflow needs of them.
  */
 import type { CallOptions, ComfyApi } from '../comfy/api.js';
+import { ComfyRequestError } from '../comfy/errors.js';
 import type { ApiWorkflow } from '../comfy/types.js';
 import { classTypes, referencedModels } from '../comfy/workflow.js';
 
@@ -92,8 +93,7 @@ export async function discoverCapabilities(
   opts: CallOptions & { now: () => number; folderConcurrency?: number },
 ): Promise<Capabilities> {
   const call: CallOptions = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) };
-  const [info, folders] = await Promise.all([client.getObjectInfo(call), client.getModelFolders(call)]);
-  const nodeTypes = Object.keys(info);
+  const [nodeTypes, folders] = await Promise.all([nodeTypesOf(client, call), client.getModelFolders(call)]);
   if (nodeTypes.length === 0) throw new CapabilityDiscoveryError('object_info is empty: the server is not ready or its nodes failed to load');
   const models: Record<string, string[]> = {};
   const queue = [...new Set(folders)];
@@ -110,4 +110,23 @@ export async function discoverCapabilities(
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.folderConcurrency ?? 4) }, worker));
   return makeCapabilities(nodeTypes, models, opts.now());
+}
+
+/**
+ * The class names of `GET /object_info`. Routing needs only the names, so when one definition
+ * fails the client's strict schema (a field shape this client does not expect, such as V3 nodes'
+ * `null` output tooltips) the names are read from the JSON body the error carries instead of
+ * making the whole server unroutable.
+ */
+async function nodeTypesOf(client: Pick<ComfyApi, 'getObjectInfo'>, call: CallOptions): Promise<string[]> {
+  try {
+    return Object.keys(await client.getObjectInfo(call));
+  } catch (err) {
+    if (err instanceof ComfyRequestError && err.kind === 'invalid_response' && typeof err.body === 'object' && err.body !== null && !Array.isArray(err.body)) {
+      return Object.entries(err.body as Record<string, unknown>)
+        .filter(([, def]) => typeof def === 'object' && def !== null)
+        .map(([name]) => name);
+    }
+    throw err;
+  }
 }
