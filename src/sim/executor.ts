@@ -123,6 +123,7 @@ export class Executor {
   /** ComfyUI's `server.last_node_id`, replayed to a reconnecting client. */
   lastNodeId: string | null = null;
   private busy = false;
+  private kicked = false;
   private interruptFlag = false;
   private interruptWaiters: Array<() => void> = [];
   private success = true;
@@ -137,16 +138,29 @@ export class Executor {
     private readonly hub: WsHub,
     private readonly memory: MemoryModel,
     private readonly signal: AbortSignal,
-  ) {}
+  ) {
+    signal.addEventListener('abort', () => this.flushIdleWaiters(), { once: true });
+  }
 
-  /** Wakes the worker if it is idle. */
+  private flushIdleWaiters(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Wakes the worker if it is idle. The worker runs on its own turn, as ComfyUI's thread does. */
   kick(): void {
-    if (!this.busy && !this.signal.aborted) void this.loop();
+    if (this.busy || this.kicked || this.signal.aborted) return;
+    this.kicked = true;
+    setImmediate(() => {
+      this.kicked = false;
+      if (!this.busy && !this.signal.aborted) void this.loop();
+    });
   }
 
   /** Resolves when the queue is empty and nothing runs (or the process died). */
   whenIdle(): Promise<void> {
-    if (!this.busy || this.signal.aborted) return Promise.resolve();
+    if ((!this.busy && !this.kicked) || this.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -196,9 +210,7 @@ export class Executor {
       this.applyFlags();
     } finally {
       this.busy = false;
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
+      this.flushIdleWaiters();
     }
   }
 

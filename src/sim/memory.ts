@@ -22,6 +22,8 @@
 
 export const GiB = 2 ** 30;
 export const MiB = 2 ** 20;
+/** Whole bytes of `n` GiB. */
+const g = (n: number): number => Math.round(n * GiB);
 
 export type ModelFamily = 'sd15' | 'sdxl' | 'sd3' | 'flux';
 
@@ -38,18 +40,18 @@ export interface FamilyProfile {
 }
 
 export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
-  sd15: { unet: 1.6 * GiB, clip: 0.24 * GiB, vae: 0.16 * GiB, sample: 0.6 * GiB, decode: 1.5 * GiB, tiled: 0.35 * GiB },
-  sdxl: { unet: 4.8 * GiB, clip: 1.35 * GiB, vae: 0.16 * GiB, sample: 0.45 * GiB, decode: 1.5 * GiB, tiled: 0.35 * GiB },
-  sd3: { unet: 4.2 * GiB, clip: 1.5 * GiB, vae: 0.16 * GiB, sample: 0.8 * GiB, decode: 1.5 * GiB, tiled: 0.35 * GiB },
-  flux: { unet: 11.1 * GiB, clip: 4.6 * GiB, vae: 0.16 * GiB, sample: 1.2 * GiB, decode: 1.5 * GiB, tiled: 0.35 * GiB },
+  sd15: { unet: g(1.6), clip: g(0.24), vae: g(0.16), sample: g(0.6), decode: g(1.5), tiled: g(0.35) },
+  sdxl: { unet: g(4.8), clip: g(1.35), vae: g(0.16), sample: g(0.45), decode: g(1.5), tiled: g(0.35) },
+  sd3: { unet: g(4.2), clip: g(1.5), vae: g(0.16), sample: g(0.8), decode: g(1.5), tiled: g(0.35) },
+  flux: { unet: g(11.1), clip: g(4.6), vae: g(0.16), sample: g(1.2), decode: g(1.5), tiled: g(0.35) },
 };
 
-export const LORA_BYTES = 0.15 * GiB;
-export const TEXT_ENCODE_BYTES = 0.1 * GiB;
+export const LORA_BYTES = g(0.15);
+export const TEXT_ENCODE_BYTES = g(0.1);
 /** Memory the CUDA context and allocator keep whatever runs. */
-export const CUDA_CONTEXT_BYTES = 0.3 * GiB;
+export const CUDA_CONTEXT_BYTES = g(0.3);
 /** RAM the server process itself uses. */
-export const PROCESS_RAM_BYTES = 1.5 * GiB;
+export const PROCESS_RAM_BYTES = g(1.5);
 
 /** The model family a file name suggests (SDXL, SD3, Flux; SD1.5 otherwise). */
 export function familyOf(fileName: string): ModelFamily {

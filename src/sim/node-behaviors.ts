@@ -147,7 +147,7 @@ export const BEHAVIORS: Readonly<Record<string, NodeBehavior>> = {
   async VAELoader(run, i) {
     const name = String(i.vae_name);
     if (['pixel_space', 'taesd', 'taesdxl', 'taesd3', 'taef1'].includes(name)) {
-      return { outputs: [{ t: 'VAE', family: name.includes('xl') ? 'sdxl' : 'sd15', parts: [{ key: `vae/${name}`, bytes: 0.01 * GiB }] }] };
+      return { outputs: [{ t: 'VAE', family: name.includes('xl') ? 'sdxl' : 'sd15', parts: [{ key: `vae/${name}`, bytes: Math.round(0.01 * GiB) }] }] };
     }
     const file = requireModel(run, 'vae', name);
     await run.work(1);
@@ -163,7 +163,7 @@ export const BEHAVIORS: Readonly<Record<string, NodeBehavior>> = {
     return {
       outputs: [
         { ...model, parts: [...model.parts, { key: `loras/${file}#model`, bytes: LORA_BYTES }] },
-        { ...clip, parts: [...clip.parts, { key: `loras/${file}#clip`, bytes: LORA_BYTES / 4 }] },
+        { ...clip, parts: [...clip.parts, { key: `loras/${file}#clip`, bytes: Math.round(LORA_BYTES / 4) }] },
       ],
     };
   },
