@@ -205,7 +205,7 @@ export const JobListSchema = z.object({
 
 export const RetryBodySchema = z
   .strictObject({ force: z.boolean().optional().describe('Retry even when the error is not retryable') })
-  .optional();
+  .nullish();
 
 export const CleanupQuerySchema = z.looseObject({
   olderThanHours: queryNumber({ min: 0, max: 24 * 365 * 10 }).default(24).describe('Delete terminal jobs that ended more than this many hours ago'),
