@@ -1,0 +1,90 @@
+/**
+ * `comfyguard serve`: the HTTP service over a guard, with metrics, webhooks and analytics, until
+ * SIGINT/SIGTERM; then a graceful drain. A second signal exits at once.
+ */
+import type { Command } from 'commander';
+import { BullMqDispatcher } from '../../queue/bullmq.js';
+import { addConfigOptions, requireServers, resolveConfig, SETTINGS, type CliConfig, type SettingKey } from '../config.js';
+import { createCliLogger } from '../logger.js';
+import { startStack, type RunningStack } from '../stack.js';
+import { withUsage } from '../usage.js';
+
+const KEYS: readonly SettingKey[] = SETTINGS.map((s) => s.key);
+
+/** The guard options a resolved configuration stands for. */
+export function guardOptionsOf(cfg: Readonly<CliConfig>) {
+  return {
+    servers: requireServers(cfg),
+    store: cfg.store,
+    maxRetries: cfg.maxRetries,
+    requestTimeoutMs: cfg.requestTimeoutMs,
+    generationTimeoutMs: cfg.generationTimeoutMs,
+    jobTimeoutMs: cfg.jobTimeoutMs,
+    stallTimeoutMs: cfg.stallTimeoutMs,
+    healthTtlMs: cfg.healthTtlMs,
+    ...(cfg.concurrency !== undefined ? { concurrency: cfg.concurrency } : {}),
+    ...(cfg.webhookSecret ? { webhookSecret: cfg.webhookSecret } : {}),
+    ...(cfg.queue !== 'memory'
+      ? { dispatcher: new BullMqDispatcher({ connection: cfg.queue, ...(cfg.concurrency !== undefined ? { concurrency: cfg.concurrency } : {}) }) }
+      : {}),
+  };
+}
+
+/** Resolves on SIGINT/SIGTERM; a second signal exits at once with 130. */
+export function untilSignal(logger: { warn(o: object, m: string): void }): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const on = (sig: NodeJS.Signals) => {
+      if (received) {
+        logger.warn({ signal: sig }, 'second signal: exiting without waiting');
+        process.exit(130);
+      }
+      received = true;
+      resolve(sig);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+async function serve(flags: Record<string, unknown>): Promise<void> {
+  const cfg = resolveConfig({ flags, keys: KEYS });
+  const logger = createCliLogger(cfg.logLevel);
+  const guardOptions = guardOptionsOf(cfg);
+  let stack: RunningStack;
+  try {
+    stack = await startStack({
+      guard: guardOptions,
+      host: cfg.host,
+      port: cfg.port,
+      ...(cfg.apiKey ? { apiKey: cfg.apiKey } : {}),
+      metrics: cfg.metrics,
+      ...(cfg.webhookSecret ? { webhookSecret: cfg.webhookSecret } : {}),
+      ...(cfg.analyticsFile ? { analyticsFile: cfg.analyticsFile } : {}),
+      errorSpike: { threshold: cfg.errorSpikeThreshold, windowMs: cfg.errorSpikeWindowMs },
+      logger,
+    });
+  } catch (err) {
+    // The guard closes a dispatcher it was given only once it started.
+    await guardOptions.dispatcher?.close().catch(() => undefined);
+    throw err;
+  }
+  const stopping = untilSignal(logger);
+  logger.info({ url: stack.url, servers: guardOptions.servers, store: redactStore(cfg.store), queue: cfg.queue === 'memory' ? 'memory' : 'bullmq' }, 'comfyguard is serving');
+  process.stdout.write(`comfyguard listening on ${stack.url}\n  dashboard  ${stack.url}/\n  API docs   ${stack.url}/docs\n${cfg.metrics ? `  metrics    ${stack.url}/metrics\n` : ''}`);
+  const sig = await stopping;
+  logger.info({ signal: sig }, 'shutting down: draining jobs');
+  await stack.close();
+  logger.info({}, 'stopped');
+}
+
+function redactStore(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}
+
+/** Registers `serve`. */
+export function register(program: Command): void {
+  const cmd = program.command('serve').description('run the HTTP service (jobs API, live progress, dashboard, metrics) over one or more ComfyUI servers');
+  addConfigOptions(cmd, KEYS);
+  cmd.action(withUsage('serve', serve));
+}
