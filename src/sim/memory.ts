@@ -14,7 +14,9 @@
  * fail after a bigger model ran. With these numbers SD1.5 512x512 x1 peaks at 2.7 GiB (fits 4 GiB);
  * SDXL 1024x1024 x8 needs 10.3 GiB to sample and 18.6 GiB to decode (fits 24 GiB, not 8 GiB); on
  * 8 GiB the OOM ladder fits it once the VAE is tiled, the batch halved to 4 and the size scaled to
- * 816 or 824 (about 7.8 GiB). SD1.5 1024x1024 x8 on 8 GiB samples (7.1 GiB) but only decodes tiled.
+ * 816 or 824 (about 7.6 GiB). SD1.5 1024x1024 x8 on 8 GiB samples (7.1 GiB) but only decodes tiled.
+ * A node served from the cache loads nothing, so a warm retry (cached text encodings: no CLIP)
+ * needs less than a cold one, as in ComfyUI.
  *
  * CPU tensors (EmptyImage, LoadImage, image ops; everything on a `cpu` device) must fit in RAM;
  * an allocation above free RAM fails with the CPU allocator's RuntimeError.

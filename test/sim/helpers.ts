@@ -2,6 +2,7 @@
  * Raw-wire helpers for simulator tests: a recording WebSocket client, JSON POSTs, a bounded poll,
  * a hand-driven Clock, and the workflows the tests submit.
  */
+import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { Clock, TimerHandle } from '../../src/util/clock.js';
 
@@ -185,4 +186,28 @@ export function sdWorkflow(p: SdParams = {}): Record<string, unknown> {
       : { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
     '9': { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'sd' } },
   };
+}
+
+export interface RunOutcome {
+  promptId: string;
+  outcome: 'success' | 'error' | 'interrupted';
+  error?: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
+
+/** Submits a prompt and waits for its history entry; returns the terminal outcome. */
+export async function runPrompt(baseUrl: string, prompt: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<RunOutcome> {
+  const promptId = randomUUID();
+  const r = await postJson(baseUrl, '/prompt', { prompt, prompt_id: promptId, ...extra });
+  if (r.status !== 200) throw new Error(`submit failed: ${r.status} ${r.text}`);
+  let entry: { outputs: Record<string, unknown>; status: { messages: Array<[string, Record<string, unknown>]> } } | undefined;
+  await waitUntil(async () => {
+    const h = await getJson<Record<string, typeof entry>>(baseUrl, `/history/${promptId}`);
+    entry = h[promptId];
+    return entry !== undefined;
+  }, `history of ${promptId}`);
+  const last = entry?.status.messages.at(-1);
+  const kind = last?.[0];
+  const outcome = kind === 'execution_success' ? 'success' : kind === 'execution_interrupted' ? 'interrupted' : 'error';
+  return { promptId, outcome, ...(kind === 'execution_error' ? { error: last?.[1] } : {}), outputs: entry?.outputs ?? {} };
 }
