@@ -49,7 +49,7 @@ function rejectionBody(type: string, message: string, details: string): Record<s
 const ClientQuery = z.looseObject({ clientId: z.string().optional() });
 
 const PromptBody = z.looseObject({
-  prompt: z.unknown().describe('The API-format workflow'),
+  prompt: z.unknown().optional().describe('The API-format workflow'),
   client_id: z.string().max(200).optional(),
   prompt_id: z.union([z.string().min(1).max(200), z.number()]).optional(),
   extra_data: z.record(z.string(), z.unknown()).optional(),
