@@ -141,6 +141,25 @@ describe('requestRetry (cockatiel RetryPolicy driven by the compiled policy)', (
     expect(at).toEqual([0, 1000, 3000, 7000, 15_000, 31_000]);
   });
 
+  it('retries at the jitter bounds on a fake clock: 750 ms at the low end, 1250 ms at the high end', async () => {
+    vi.useFakeTimers();
+    for (const [r, expected] of [[0, 750], [1, 1250]] as const) {
+      const started = Date.now();
+      const at: number[] = [];
+      const policy = requestRetry(compileRetryPolicy({ maxRetries: 1 }), classify, () => r);
+      const run = policy.execute(() => {
+        at.push(Date.now() - started);
+        if (at.length === 1) throw new Error('COMFYUI_TIMEOUT');
+        return 'ok';
+      });
+      await vi.advanceTimersByTimeAsync(expected - 1);
+      expect(at).toEqual([0]);
+      await vi.advanceTimersByTimeAsync(1);
+      await expect(run).resolves.toBe('ok');
+      expect(at).toEqual([0, expected]);
+    }
+  });
+
   it('gives up after maxRetries with the last error', async () => {
     vi.useFakeTimers();
     let calls = 0;
