@@ -39,11 +39,11 @@ describe('validatePrompt', () => {
   });
 
   it('hides combo lists longer than 20 (input_config null)', () => {
-    const p = {
+    const p: ReturnType<typeof sd> = {
       ...sd(),
       '10': { class_type: 'LoraLoader', inputs: { model: ['4', 0], clip: ['4', 1], lora_name: 'nope.safetensors', strength_model: 1, strength_clip: 1 } },
     };
-    p['3'].inputs.model = ['10', 0];
+    (p['3'] as { inputs: Record<string, unknown> }).inputs.model = ['10', 0];
     const r = validatePrompt(p, null, env);
     expect(r.nodeErrors['10']?.errors[0]).toMatchObject({
       type: 'value_not_in_list',
