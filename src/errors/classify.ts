@@ -95,12 +95,22 @@ function classifierFailure(err: unknown): Classification {
  * exception type alone).
  */
 function matchIndexOf(table: ClassifierRules, rule: CompiledRule, text: string): number | undefined {
-  const candidates = [rule, ...table.rules.filter((r) => r !== rule && r.code === rule.code)];
-  for (const r of candidates) {
-    for (const p of [...(r.message ?? []), ...(r.messageAll ?? [])]) {
-      const m = p.re.exec(text);
-      if (m) return m.index;
+  const first = (r: CompiledRule): number | undefined => {
+    for (const list of [r.message, r.messageAll]) {
+      if (list === null) continue;
+      for (const p of list) {
+        const m = p.re.exec(text);
+        if (m) return m.index;
+      }
     }
+    return undefined;
+  };
+  const own = first(rule);
+  if (own !== undefined) return own;
+  for (const r of table.rulesFor(rule.code)) {
+    if (r === rule) continue;
+    const at = first(r);
+    if (at !== undefined) return at;
   }
   return undefined;
 }
@@ -114,11 +124,13 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
 
   let best = -1;
   let winner: Facts | undefined;
+  let winnerRe: RegExp | null = null;
   for (const f of obs.facts) {
     const idx = table.firstMatch(f, best < 0 ? undefined : best);
     if (idx >= 0 && (best < 0 || idx < best)) {
       best = idx;
       winner = f;
+      winnerRe = table.lastMatch;
     }
   }
   const rule = best >= 0 ? table.rules[best] : undefined;
@@ -144,41 +156,49 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
         })
       : nodeErrors;
 
-  const words = render({
-    code,
-    ruleHint: rule?.hint,
-    nodeId: node.nodeId,
-    nodeType: node.nodeType,
-    exceptionType,
-    text: facts?.text ?? '',
-    nodeErrors: relevantErrors,
-    missingModels,
-    missingNodeTypes,
-    retryAfterMs,
-    httpStatus: facts?.httpStatus,
-    transportCode: facts?.transportCode,
-    timeoutPhase: facts?.timeoutPhase,
-    server: opts.context?.server,
-    withExceptionDetail: CODES_WITH_EXCEPTION_DETAIL.has(code),
-    matchIndex: rule && facts && CODES_WITH_EXCEPTION_DETAIL.has(code) ? matchIndexOf(table, rule, facts.text) : undefined,
-  });
-
-  return {
+  const text = facts?.text ?? '';
+  const server = opts.context?.server;
+  const result: Classification = {
     code,
     category: info.category,
     retryable: rule?.retryable ?? info.retryable,
-    message: words.message,
-    hint: words.hint,
-    ...(node.nodeId !== undefined ? { nodeId: node.nodeId } : {}),
-    ...(node.nodeType !== undefined ? { nodeType: node.nodeType } : {}),
-    ...(exceptionType !== undefined ? { exceptionType } : {}),
-    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-    ...(nodeErrors && nodeErrors.length > 0 ? { nodeErrors } : {}),
-    ...(missingModels && missingModels.length > 0 ? { missingModels } : {}),
-    ...(missingNodeTypes && missingNodeTypes.length > 0 ? { missingNodeTypes } : {}),
+    message: '',
+    hint: '',
     rule: rule?.id ?? 'fallback.none',
     evidenceKind: obs.evidenceKind,
   };
+  if (node.nodeId !== undefined) result.nodeId = node.nodeId;
+  if (node.nodeType !== undefined) result.nodeType = node.nodeType;
+  if (exceptionType !== undefined) result.exceptionType = exceptionType;
+  if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
+  if (nodeErrors && nodeErrors.length > 0) result.nodeErrors = nodeErrors;
+  if (missingModels && missingModels.length > 0) result.missingModels = missingModels;
+  if (missingNodeTypes && missingNodeTypes.length > 0) result.missingNodeTypes = missingNodeTypes;
+
+  // Words are rendered last, from the data above (STYLE.md: render messages last).
+  const words$ = (): { message: string; hint: string } =>
+    render({
+      code,
+      ruleHint: rule?.hint,
+      nodeId: node.nodeId,
+      nodeType: node.nodeType,
+      exceptionType,
+      text,
+      nodeErrors: relevantErrors,
+      missingModels,
+      missingNodeTypes,
+      retryAfterMs,
+      httpStatus: facts?.httpStatus,
+      transportCode: facts?.transportCode,
+      timeoutPhase: facts?.timeoutPhase,
+      server,
+      withExceptionDetail: CODES_WITH_EXCEPTION_DETAIL.has(code),
+      matchIndex: rule && CODES_WITH_EXCEPTION_DETAIL.has(code) ? (winnerRe?.exec(text)?.index ?? matchIndexOf(table, rule, text)) : undefined,
+    });
+  const w = words$();
+  result.message = w.message;
+  result.hint = w.hint;
+  return result;
 }
 
 /**

@@ -55,11 +55,11 @@ const UPSTREAM_MARKERS = rx(
 );
 
 /** Local ComfyUI addresses: a connection failure naming them is between the client and ComfyUI. */
-const LOCAL_COMFY = rx(/\b(?:127\.0\.0\.1|localhost|0\.0\.0\.0)\b|:8188\b|ComfyUI (?:server|is not|not running)/);
+const LOCAL_COMFY = rx(/\b127\.0\.0\.1\b|\blocalhost\b|\b0\.0\.0\.0\b|:8188\b|ComfyUI (?:server|is not|not running)/);
 
 /** Network failure words, used only together with node or third-party context. */
 const NETWORK = rx(
-  /timed? ?out\b|timeout|Connection ?(?:Error|refused|reset|aborted|broken)|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|unreachable|not reachable|HTTP ?Error:? ?\d{3}|\b50[0-4]\b|Service Unavailable|Bad Gateway|Gateway Time-?out|Internal Server Error|SSLError|SSL: |RemoteDisconnected|Remote end closed|ProxyError|Max retries exceeded|NewConnectionError|Failed to establish a new connection|IncompleteRead|ChunkedEncodingError|socket hang up|Name or service not known|getaddrinfo|Temporary failure in name resolution|ServerDisconnected|ClientConnectorError|ClientResponseError|currently unavailable|(?:could not|cannot|unable to|failed to) (?:connect|reach|download)|download(?:ing)? failed|Error while downloading/,
+  /timed? ?out\b|timeout|Connection ?(?:Error|refused|reset|aborted|broken)|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|unreachable|not reachable|HTTP ?Error:? ?\d{3}|\b500\b|\b501\b|\b502\b|\b503\b|\b504\b|Service Unavailable|Bad Gateway|Gateway Time-?out|Internal Server Error|SSLError|SSL: |RemoteDisconnected|Remote end closed|ProxyError|Max retries exceeded|NewConnectionError|Failed to establish a new connection|IncompleteRead|ChunkedEncodingError|socket hang up|Name or service not known|getaddrinfo|Temporary failure in name resolution|ServerDisconnected|ClientConnectorError|ClientResponseError|currently unavailable|could not (?:connect|reach|download)|cannot (?:connect|reach|download)|unable to (?:connect|reach|download)|failed to (?:connect|reach|download)|download(?:ing)? failed|Error while downloading/,
 );
 
 /** Input names that select a model file (ckpt_name, lora_name, clip_name1, upscale_model, ...). */
@@ -69,14 +69,14 @@ const MODEL_EXT = '\\.(?:safetensors|ckpt|pt|pth|bin|gguf|onnx|sft|pkl|engine|tr
 
 /** Filesystem failures that, next to an output path or a save call, mean saving the output failed. */
 const FILE_ERRORS = rx(
-  /No such file or directory|FileNotFoundError|Permission denied|PermissionError|Errno (?:2|13|24|30)\b|Too many open files|\bEMFILE\b|Read-only file system|Broken pipe|BrokenPipeError|\bEPIPE\b|(?:could not|cannot|can't|failed to|unable to) (?:write|save|open)|Access is denied/,
+  /No such file or directory|FileNotFoundError|Permission denied|PermissionError|Errno (?:2|13|24|30)\b|Too many open files|\bEMFILE\b|Read-only file system|Broken pipe|BrokenPipeError|\bEPIPE\b|could not (?:write|save|open)|cannot (?:write|save|open)|can't (?:write|save|open)|failed to (?:write|save|open)|unable to (?:write|save|open)|Access is denied/,
 );
 const SAVE_CONTEXT = rx(
   /[\\/]output[\\/]|\boutput (?:folder|directory|dir)\b|output_dir|save_images|\.save\(|\bin save\b|SaveImage|imwrite|VideoCombine|filename_prefix|ComfyUI[\\/]temp[\\/]|'output[\\/]/,
 );
 
 const PY_HTTP_5XX = rx(
-  /Internal Server Error|Server got itself in trouble|Bad Gateway|Gateway Time-?out|Service Unavailable|upstream (?:connect error|timed out|prematurely closed)|\bHTTP(?: Error)?[ /:]*5\d\d\b|status(?: code)?[ :=]*5\d\d\b|returned (?:HTTP |status )?5\d\d\b|\b(?:Error|code)[ :]*52[0-7]\b|origin (?:is )?unreachable|Web server is down|server replied: [^\n]*(?:Error|Unavailable|Gateway)/,
+  /Internal Server Error|Server got itself in trouble|Bad Gateway|Gateway Time-?out|Service Unavailable|upstream (?:connect error|timed out|prematurely closed)|\bHTTP(?: Error)?[ /:]*5\d\d\b|status(?: code)?[ :=]*5\d\d\b|returned (?:HTTP |status )?5\d\d\b|\bError[ :]*52[0-7]\b|\bcode[ :]*52[0-7]\b|origin (?:is )?unreachable|Web server is down|server replied: [^\n]*(?:Error|Unavailable|Gateway)/,
 );
 
 // ---- the table -------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     when: {
       message: [
         rx(/\bKilled\s+(?:process\b|python|\S*main\.py)|\bOOMKilled\b|oom[-_ ]kill(?:er|ed)?\b|SIGKILL|exit(?:ed)? (?:with )?(?:code|status):? 13[79]\b|exit code:? 13[79]\b/),
-        rx(/Segmentation fault|SIGSEGV|core dumped|Fatal Python error|Windows fatal exception|(?:unexpectedly exited|exited unexpectedly)|process (?:has )?(?:died|crashed)|server (?:process )?crashed/),
+        rx(/Segmentation fault|SIGSEGV|core dumped|Fatal Python error|Windows fatal exception|unexpectedly exited|exited unexpectedly|process (?:has )?(?:died|crashed)|server (?:process )?crashed/),
       ],
     },
   },
@@ -374,7 +374,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_OVERLOADED',
     when: {
       message: [
-        rx(/\b(?:is|are) (?:currently |too )?(?:busy|overloaded)\b|server (?:is )?busy|服务器繁忙|\boverloaded\b|queue (?:is )?full|Failed to enqueue|(?:could not|cannot|unable to) enqueue|too many (?:pending|queued|concurrent) (?:jobs|requests|prompts|tasks)|at (?:full )?capacity|no (?:available|free) (?:workers?|gpus?|capacity)/),
+        rx(/\bis (?:currently |too )?busy\b|\bare (?:currently |too )?busy\b|server (?:is )?busy|服务器繁忙|\boverloaded\b|queue (?:is )?full|Failed to enqueue|(?:could not|cannot|unable to) enqueue|too many (?:pending|queued|concurrent) (?:jobs|requests|prompts|tasks)|at (?:full )?capacity|no (?:available|free) (?:workers?|gpus?|capacity)/),
       ],
     },
   },
@@ -443,7 +443,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     when: {
       message: [
         rx(/ECONNREFUSED|ECONNRESET|ECONNABORTED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|\bEPIPE\b|socket hang up|Connection ?refused|connection (?:was )?reset|Connection ?aborted|Connection broken|ConnectionError|ConnectionResetError|ConnectionClosed|NewConnectionError|Failed to establish a new connection|actively refused|WinError 1006[14]|Errno 111\b|Errno 104\b|RemoteDisconnected|Remote end closed|IncompleteRead|ChunkedEncodingError/),
-        rx(/no close frame|without completing the close handshake|abnormal closure|\b1006\b|UND_ERR_SOCKET|other side closed|fetch failed|getaddrinfo|Name or service not known|nodename nor servname|Temporary failure in name resolution|(?:not |un)reachable|(?:could not|couldn't|cannot|can't|unable to|failed to) (?:connect|reach)|not running (?:on|at)|ComfyUI (?:is )?not running|closing transport|Failed to proxy|ended abruptly|context canceled|connection (?:was )?(?:closed|lost|dropped)|\bdisconnected\b|certificate|SSLError|TLS handshake/),
+        rx(/no close frame|without completing the close handshake|abnormal closure|\b1006\b|UND_ERR_SOCKET|other side closed|fetch failed|getaddrinfo|Name or service not known|nodename nor servname|Temporary failure in name resolution|(?:not |un)reachable|could not (?:connect|reach)|couldn't (?:connect|reach)|cannot (?:connect|reach)|can't (?:connect|reach)|unable to (?:connect|reach)|failed to (?:connect|reach)|not running (?:on|at)|ComfyUI (?:is )?not running|closing transport|Failed to proxy|ended abruptly|context canceled|connection (?:was )?(?:closed|lost|dropped)|\bdisconnected\b|certificate|SSLError|TLS handshake/),
       ],
     },
   },

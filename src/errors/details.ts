@@ -7,6 +7,8 @@ import type { Facts, ValidationNodeError } from './evidence.js';
 
 const HEAD = 8192;
 const TAIL = 4096;
+const EXC_HEAD = 2048;
+const EXC_TAIL = 2048;
 
 function headTail(text: string): string {
   return text.length <= HEAD + TAIL ? text : `${text.slice(0, HEAD)}\n${text.slice(-TAIL)}`;
@@ -16,11 +18,13 @@ function headTail(text: string): string {
 export function nodeOf(f: Facts): { nodeId?: string; nodeType?: string } {
   if (f.nodeId || f.nodeType) return { ...(f.nodeId ? { nodeId: f.nodeId } : {}), ...(f.nodeType ? { nodeType: f.nodeType } : {}) };
   const t = f.text.length > HEAD ? f.text.slice(0, HEAD) : f.text;
-  const id = /\*\*Node ID:\*\*\s*([^\s*]+)/.exec(t)?.[1] ?? /Node ID '#([^'\n]+)'/.exec(t)?.[1];
+  // includes() first: these formats are rare and the regexes are not free on long logs.
+  const report = t.includes('**Node ');
+  const id = (report ? /\*\*Node ID:\*\*\s*([^\s*]+)/.exec(t)?.[1] : undefined) ?? (t.includes("Node ID '#") ? /Node ID '#([^'\n]+)'/.exec(t)?.[1] : undefined);
   const type =
-    /\*\*Node Type:\*\*\s*([^\n*]+?)\s*$/m.exec(t)?.[1] ??
-    /Error occurred when executing ([^:\n]{1,120}):/.exec(t)?.[1] ??
-    /Cannot execute because node (\S{1,120}) does not exist/.exec(t)?.[1];
+    (report ? /\*\*Node Type:\*\*\s*([^\n*]+?)\s*$/m.exec(t)?.[1] : undefined) ??
+    (t.includes('Error occurred when executing') ? /Error occurred when executing ([^:\n]{1,120}):/.exec(t)?.[1] : undefined) ??
+    (t.includes('Cannot execute because node') ? /Cannot execute because node (\S{1,120}) does not exist/.exec(t)?.[1] : undefined);
   const out: { nodeId?: string; nodeType?: string } = {};
   if (id && id !== 'N/A') out.nodeId = id;
   if (type && type !== 'N/A') out.nodeType = type.trim();
@@ -34,7 +38,10 @@ export function exceptionTypeOf(f: Facts): string | undefined {
   if (f.exceptionType) return f.exceptionType;
   if (f.kind === 'validation' || f.kind === 'timeout' || f.kind === 'ws_close' || f.kind === 'interrupted') return undefined;
   let last: string | undefined;
-  const t = headTail(f.text);
+  const x = f.text;
+  // The final exception line is at the end of a traceback, or first in a short report.
+  const t = x.length <= EXC_HEAD + EXC_TAIL ? x : `${x.slice(0, EXC_HEAD)}\n${x.slice(-EXC_TAIL)}`;
+  if (!t.includes('Error') && !t.includes('Exception') && !t.includes('Exit') && !t.includes('Interrupt') && !t.includes('Fault') && !t.includes('Warning')) return undefined;
   EXC_LINE.lastIndex = 0;
   for (let m = EXC_LINE.exec(t); m !== null; m = EXC_LINE.exec(t)) last = m[1];
   return last;

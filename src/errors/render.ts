@@ -149,10 +149,10 @@ export function render(i: RenderInput): { message: string; hint: string } {
     }
     case 'COMFYUI_DEPENDENCY_ERROR': {
       parts.push(info.message);
-      const mod = /No module named '([\w.-]+)'/.exec(i.text)?.[1];
-      const pack =
-        /Cannot import [^\n]*?custom_nodes[\\/]+([^\\/\s]+) module/.exec(i.text)?.[1] ??
-        /IMPORT FAILED\):\s*\S*?custom_nodes[\\/]+([^\\/\s]+)/.exec(i.text)?.[1];
+      const mod = i.text.includes('No module named') ? /No module named '([\w.-]+)'/.exec(i.text)?.[1] : undefined;
+      const pack = i.text.includes('custom_nodes')
+        ? (/Cannot import [^\n]*?custom_nodes[\\/]+([^\\/\s]+) module/.exec(i.text)?.[1] ?? /IMPORT FAILED\):\s*\S*?custom_nodes[\\/]+([^\\/\s]+)/.exec(i.text)?.[1])
+        : undefined;
       if (mod) hint = `Install the Python package that provides '${safeDetail(mod, 60)}' on ${onServer} (or the custom node's requirements); comfyguard routes the job elsewhere meanwhile.`;
       else if (pack) hint = `The custom node pack '${safeDetail(pack, 80)}' failed to import on ${onServer}: reinstall its requirements or update it; comfyguard routes the job elsewhere meanwhile.`;
       break;

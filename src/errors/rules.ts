@@ -8,7 +8,7 @@
  * and multi-line (`im`). The first matching rule in table order decides the code.
  */
 import { z } from 'zod';
-import { AnchorScanner, requiredLiteral } from './anchors.js';
+import { AnchorScanner, requiredLiteral, topLevelAlternatives } from './anchors.js';
 import { ERROR_CODES, ERROR_REGISTRY, type ErrorCategory, type ErrorCode } from './codes.js';
 import { DEFAULT_RULES } from './default-rules.js';
 import { EVIDENCE_KINDS, type EvidenceKind, type Facts } from './evidence.js';
@@ -129,10 +129,16 @@ const configSchema = z.union([
     .strict(),
 ]);
 
-/** A compiled regex plus the anchor id that must have been found for it to possibly match (-1: none). */
-interface Pattern {
+/**
+ * A compiled text pattern. `re` is the whole regex; `alts` are its top-level alternatives compiled
+ * one by one, each with the anchor id that must have been found for it to possibly match (-1: always
+ * run). Testing only the alternatives whose anchor occurred keeps the per-text cost to a few small
+ * regex runs, however long the alternations are.
+ */
+export interface Pattern {
   re: RegExp;
-  anchor: number;
+  alts: ReadonlyArray<{ re: RegExp; anchor: number }>;
+  source: string;
 }
 
 type Range = readonly [number, number];
@@ -163,9 +169,13 @@ export interface CompiledRule {
   readonly value: RegExp | null;
   readonly path: RegExp | null;
   readonly byOwner: boolean | undefined;
+  /** Anchor ids of which one must be found for the rule's text condition to hold (null: no such gate). */
+  readonly gate: Int32Array | null;
 }
 
 const kRules = Symbol.for('comfyguard.ClassifierRules');
+const KIND_INDEX = new Map<string, number>(EVIDENCE_KINDS.map((k, i) => [k, i]));
+const WHERE_INDEX = new Map<string, number>(['execution_error', 'http_response', 'ws', 'log', 'python_exception', 'client_side', 'unknown'].map((w, i) => [w, i]));
 
 /** A compiled, immutable rule table. Build with `compileRules`; pass to `classify` as `opts.rules`. */
 export class ClassifierRules {
@@ -173,13 +183,25 @@ export class ClassifierRules {
   readonly #scanner: AnchorScanner;
   /** Scratch buffer for the anchor scan; classify is synchronous, so one per table is enough. */
   readonly #found: Uint8Array;
+  readonly #byCode = new Map<string, CompiledRule[]>();
+  readonly #candidates = new Map<number, Int32Array>();
 
   /** @internal use `compileRules`. */
   constructor(rules: CompiledRule[], anchors: string[]) {
     this.rules = Object.freeze(rules);
     this.#scanner = new AnchorScanner(anchors);
     this.#found = new Uint8Array(Math.max(1, anchors.length));
+    for (const r of rules) {
+      const list = this.#byCode.get(r.code) ?? [];
+      list.push(r);
+      this.#byCode.set(r.code, list);
+    }
     Object.defineProperty(this, kRules, { value: true });
+  }
+
+  /** The rules that assign `code`, in table order. */
+  rulesFor(code: string): readonly CompiledRule[] {
+    return this.#byCode.get(code) ?? [];
   }
 
   /** Cross-realm safe check. */
@@ -196,17 +218,79 @@ export class ClassifierRules {
   firstMatch(facts: Facts, limit = this.rules.length): number {
     const found = this.#found;
     const all = !this.#scanner.scan(facts.text, found);
-    const n = Math.min(limit, this.rules.length);
-    for (let i = 0; i < n; i++) {
-      if (ruleMatches(this.rules[i] as CompiledRule, facts, found, all)) return i;
+    const candidates = this.#candidatesFor(facts);
+    for (let k = 0; k < candidates.length; k++) {
+      const i = candidates[k] as number;
+      if (i >= limit) break;
+      if (ruleMatches(this.rules[i] as CompiledRule, facts, found, all)) {
+        this.lastMatch = matched.re;
+        return i;
+      }
     }
     return -1;
   }
+
+  /**
+   * The text regex (one alternative) that decided the last successful `firstMatch`, or null when
+   * that rule matched on structured fields only. Lets the caller quote the relevant line.
+   */
+  lastMatch: RegExp | null = null;
+
+  /**
+   * The rules that can possibly match facts of this shape (kind, where, and which structured
+   * fields are present), cached per shape: most rules are excluded without looking at them.
+   */
+  #candidatesFor(f: Facts): Int32Array {
+    // A numeric shape key: cheaper than a string on the hot path.
+    const kind = KIND_INDEX.get(f.kind) ?? 15;
+    const where = WHERE_INDEX.get(f.where) ?? 15;
+    const key =
+      kind |
+      (where << 4) |
+      ((f.httpStatus !== undefined ? 1 : 0) << 8) |
+      ((f.transportCode !== '' ? 1 : 0) << 9) |
+      ((f.wsCloseCode !== undefined ? 1 : 0) << 10) |
+      ((f.timeoutPhase !== '' ? 1 : 0) << 11) |
+      ((f.validationType !== '' ? 1 : 0) << 12) |
+      ((f.byOwner === undefined ? 0 : f.byOwner ? 1 : 2) << 13) |
+      ((f.exceptionType !== '' ? 1 : 0) << 15) |
+      ((f.nodeType !== '' ? 1 : 0) << 16) |
+      ((f.input !== '' ? 1 : 0) << 17);
+    let list = this.#candidates.get(key);
+    if (list === undefined) {
+      const out: number[] = [];
+      this.rules.forEach((r, i) => {
+        if (r.kinds !== null && !r.kinds.has(f.kind)) return;
+        if (r.where !== null && !r.where.has(f.where)) return;
+        if (r.hasHttpStatus !== undefined && (f.httpStatus !== undefined) !== r.hasHttpStatus) return;
+        if (r.httpStatus !== null && f.httpStatus === undefined) return;
+        if (r.transportCode !== null && f.transportCode === '') return;
+        if (r.wsCloseCode !== null && f.wsCloseCode === undefined) return;
+        if (r.timeoutPhase !== null && f.timeoutPhase === '') return;
+        if (r.validationType !== null && f.validationType === '') return;
+        if (r.byOwner !== undefined && f.byOwner !== r.byOwner) return;
+        if (r.exceptionType !== null && f.exceptionType === '') return;
+        if (r.nodeType !== null && f.nodeType === '') return;
+        if (r.input !== null && f.input === '') return;
+        out.push(i);
+      });
+      list = Int32Array.from(out);
+      // Shapes are few (kinds x where x present fields); the bound only guards against abuse.
+      if (this.#candidates.size < 4096 && kind !== 15 && where !== 15) this.#candidates.set(key, list);
+    }
+    return list;
+  }
 }
 
-function testPattern(p: Pattern, text: string, found: Uint8Array, all: boolean): boolean {
-  if (p.anchor >= 0 && !all && found[p.anchor] === 0) return false;
-  return p.re.test(text);
+/** The alternative that matched (null: none); anchors not found rule alternatives out without running them. */
+function testPattern(p: Pattern, text: string, found: Uint8Array, all: boolean): RegExp | null {
+  const alts = p.alts;
+  for (let i = 0; i < alts.length; i++) {
+    const a = alts[i] as { re: RegExp; anchor: number };
+    if (a.anchor >= 0 && !all && found[a.anchor] === 0) continue;
+    if (a.re.test(text)) return a.re;
+  }
+  return null;
 }
 
 function inRanges(n: number | undefined, ranges: readonly Range[]): boolean {
@@ -215,7 +299,18 @@ function inRanges(n: number | undefined, ranges: readonly Range[]): boolean {
   return false;
 }
 
+/** True when some anchor of the gate was found (or the rule has no gate). */
+function gateOpen(gate: Int32Array | null, found: Uint8Array, all: boolean): boolean {
+  if (gate === null || all) return true;
+  for (let i = 0; i < gate.length; i++) if (found[gate[i] as number] === 1) return true;
+  return false;
+}
+
+/** Rule matching; on success `matched.re` is the text regex that matched first (null when none was needed). */
+const matched: { re: RegExp | null } = { re: null };
+
 function ruleMatches(r: CompiledRule, f: Facts, found: Uint8Array, all: boolean): boolean {
+  if (!gateOpen(r.gate, found, all)) return false;
   if (r.kinds !== null && !r.kinds.has(f.kind)) return false;
   if (r.where !== null && !r.where.has(f.where)) return false;
   if (r.hasHttpStatus !== undefined && (f.httpStatus !== undefined) !== r.hasHttpStatus) return false;
@@ -230,22 +325,25 @@ function ruleMatches(r: CompiledRule, f: Facts, found: Uint8Array, all: boolean)
   if (r.input !== null && (f.input === '' || !r.input.test(f.input))) return false;
   if (r.value !== null && !r.value.test(f.value)) return false;
   if (r.path !== null && !r.path.test(f.path)) return false;
+  let first: RegExp | null = null;
   if (r.message !== null) {
-    let any = false;
     for (const p of r.message) {
-      if (testPattern(p, f.text, found, all)) {
-        any = true;
-        break;
-      }
+      first = testPattern(p, f.text, found, all);
+      if (first !== null) break;
     }
-    if (!any) return false;
+    if (first === null) return false;
   }
   if (r.messageAll !== null) {
-    for (const p of r.messageAll) if (!testPattern(p, f.text, found, all)) return false;
+    for (const p of r.messageAll) {
+      const m = testPattern(p, f.text, found, all);
+      if (m === null) return false;
+      first ??= m;
+    }
   }
   if (r.notMessage !== null) {
-    for (const p of r.notMessage) if (testPattern(p, f.text, found, all)) return false;
+    for (const p of r.notMessage) if (testPattern(p, f.text, found, all) !== null) return false;
   }
+  matched.re = first;
   return true;
 }
 
@@ -279,19 +377,37 @@ class Compiler {
     srcs.forEach((src, i) => {
       const re = this.regex(src, `${where}[${i}]`);
       if (re === null) return;
-      const lit = requiredLiteral(src);
-      let anchor = -1;
-      if (lit !== '') {
-        anchor = this.#anchorIds.get(lit) ?? -1;
-        if (anchor < 0) {
-          anchor = this.anchors.length;
+      const anchorOf = (lit: string): number => {
+        if (lit === '') return -1;
+        let id = this.#anchorIds.get(lit);
+        if (id === undefined) {
+          id = this.anchors.length;
           this.anchors.push(lit);
-          this.#anchorIds.set(lit, anchor);
+          this.#anchorIds.set(lit, id);
         }
+        return id;
+      };
+      let alts: Array<{ re: RegExp; anchor: number }>;
+      try {
+        alts = topLevelAlternatives(src).map((alt) => ({ re: new RegExp(alt, 'im'), anchor: anchorOf(requiredLiteral(alt)) }));
+      } catch {
+        // An alternative that is not valid alone (e.g. a backreference across `|`): run the whole regex.
+        alts = [{ re, anchor: -1 }];
       }
-      out.push({ re, anchor });
+      out.push({ re, alts, source: src });
     });
     return out;
+  }
+
+  /** The union of anchors of a pattern list, when every alternative has one. */
+  static gateOf(list: readonly Pattern[] | null): Int32Array | null {
+    if (list === null || list.length === 0) return null;
+    const ids: number[] = [];
+    for (const p of list) for (const a of p.alts) {
+      if (a.anchor < 0) return null;
+      ids.push(a.anchor);
+    }
+    return Int32Array.from(new Set(ids));
   }
 
   rule(spec: RuleSpec, source: 'builtin' | 'config', label: string): CompiledRule {
@@ -324,6 +440,7 @@ class Compiler {
       value: one(w.value, 'value'),
       path: one(w.path, 'path'),
       byOwner: w.byOwner,
+      gate: null,
     };
   }
 }
@@ -404,7 +521,12 @@ export function compileRules(config?: unknown): ClassifierRules {
   }
 
   const compiler = new Compiler();
-  const compiled = ordered.map((o) => compiler.rule(o.spec, o.source, o.label));
+  const compiled = ordered.map((o) => {
+    const r = compiler.rule(o.spec, o.source, o.label);
+    // Gate on the any-of list, else on the first all-of pattern: either must match for the rule to.
+    const gate = Compiler.gateOf(r.message) ?? (r.messageAll && r.messageAll[0] ? Compiler.gateOf([r.messageAll[0]]) : null);
+    return { ...r, gate };
+  });
   issues.push(...compiler.issues);
   if (issues.length > 0) throw new ClassifierRulesError(issues);
   return new ClassifierRules(compiled, compiler.anchors);

@@ -27,44 +27,85 @@ const TOKEN_WITH_SLASH = /[^\s'"<>()[\]{},;`]*[\\/][^\s'"<>()[\]{},;`]*/g;
 /** Short slash words that are not paths. */
 const SLASH_WORDS = /^(?:n\/a|i\/o|and\/or|it\/s|s\/it|w\/|w\/o|[\d./:%]+|<url>|\/)$/i;
 
+/** True when `s` has a run of at least `min` token characters ([A-Za-z0-9+/_=-]): cheap pre-check for secrets. */
+function hasLongRun(s: string, min: number): boolean {
+  let run = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const tokenChar = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 43 || c === 47 || c === 95 || c === 61 || c === 45;
+    run = tokenChar ? run + 1 : 0;
+    if (run >= min) return true;
+  }
+  return false;
+}
+
+function colons(s: string): number {
+  let n = 0;
+  for (let i = s.indexOf(':'); i >= 0; i = s.indexOf(':', i + 1)) n++;
+  return n;
+}
+
 function mixedToken(s: string): boolean {
   return /\d/.test(s) && /[A-Za-z]/.test(s);
 }
 
+const SECRET_WORD = /key|token|secret|pass|pwd|auth|cookie|session/i;
+const DIGIT_DOT_DIGIT = /\d\.\d/;
+const DIGIT_DOT_DIGIT_DOT = /\d\.\d+\.\d/;
+/** Cheap pre-check for HOST: a known TLD after a dot, a host:port, or localhost. */
+const HOST_HINT =
+  /\.(?:com|org|net|io|ai|co|dev|app|cloud|xyz|info|biz|us|uk|de|cn|jp|ru|fr|eu|tv|gg|run|host|local|internal|lan|site|online|tech|chat|space|pro|studio|ml|gpu|proxy)\b|[a-z0-9-]:\d{2,5}\b|localhost/i;
+/** Characters that can start a path, URL, e-mail, host:port, markup or key=value secret. */
+const RISKY_CHAR = /[/\\@:<=]/;
+/** Plain words only: nothing that could be a path, URL, host, IP or token (the common case, kept cheap). */
+const PLAIN = /^[A-Za-z0-9_ #()[\]+,'"!?-]{0,31}$/;
+
 /**
  * Removes stack-trace lines, URLs, e-mail addresses, tokens and secrets, file system paths,
- * IP addresses and host names from a text. Idempotent.
+ * IP addresses and host names from a text. Idempotent. Each pass runs only when a cheap check says
+ * its target could be present: this is on the classifier's hot path.
  */
 export function scrubText(text: string): string {
   let s = text.length > 16_384 ? text.slice(0, 16_384) : text;
-  s = s.replace(TRACE_LINE, '');
-  s = s.replace(HTML_TAG, ' ');
-  s = s.replace(BEARER, '$1 <redacted>');
-  s = s.replace(KEY_VALUE, '$1<redacted>');
-  s = s.replace(JWT, '<redacted>');
-  s = s.replace(URL, '<url>');
-  s = s.replace(EMAIL, '<email>');
-  s = s.replace(PREFIXED_TOKEN, (m) => (mixedToken(m) ? '<redacted>' : m));
-  s = s.replace(LONG_HEX, '<redacted>');
-  s = s.replace(WIN_PATH, '<path>');
-  s = s.replace(IPV6, '<ip>');
-  s = s.replace(IPV4, '<ip>');
-  s = s.replace(TOKEN_WITH_SLASH, (m) => (SLASH_WORDS.test(m) || m.length < 3 ? m : '<path>'));
-  s = s.replace(LONG_B64, (m) => (mixedToken(m) ? '<redacted>' : m));
-  s = s.replace(HOST, '<host>');
-  return s
-    .replace(/(?:<path>[\s\\/]*){2,}/g, '<path> ')
-    .replace(/[ \t]+\n/g, '\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
+  if (PLAIN.test(s)) return s.trim();
+  if (s.includes('\n') || s.includes('File "') || s.includes('Traceback') || s.includes('^') || /\bat\s/.test(s)) s = s.replace(TRACE_LINE, '');
+  if (s.includes('<')) s = s.replace(HTML_TAG, ' ');
+  if (SECRET_WORD.test(s)) {
+    s = s.replace(BEARER, '$1 <redacted>');
+    s = s.replace(KEY_VALUE, '$1<redacted>');
+  }
+  if (s.includes('eyJ')) s = s.replace(JWT, '<redacted>');
+  if (s.includes('://')) s = s.replace(URL, '<url>');
+  if (s.includes('@')) s = s.replace(EMAIL, '<email>');
+  const longRun = hasLongRun(s, 19);
+  if (longRun) s = s.replace(PREFIXED_TOKEN, (m) => (mixedToken(m) ? '<redacted>' : m));
+  if (longRun) s = s.replace(LONG_HEX, '<redacted>');
+  const slash = s.includes('/') || s.includes('\\');
+  if (slash && (s.includes(':') || s.includes('\\\\'))) s = s.replace(WIN_PATH, '<path>');
+  if (s.includes('::') || colons(s) >= 3) s = s.replace(IPV6, '<ip>');
+  if (DIGIT_DOT_DIGIT.test(s)) s = s.replace(IPV4, '<ip>');
+  if (slash) s = s.replace(TOKEN_WITH_SLASH, (m) => (SLASH_WORDS.test(m) || m.length < 3 ? m : '<path>'));
+  if (longRun && hasLongRun(s, 40)) s = s.replace(LONG_B64, (m) => (mixedToken(m) ? '<redacted>' : m));
+  if (HOST_HINT.test(s)) s = s.replace(HOST, '<host>');
+  if (s.includes('<path>')) s = s.replace(/(?:<path>[\s\\/]*){2,}/g, '<path> ');
+  if (s.includes('\n')) s = s.replace(/[ \t]+\n/g, '\n').replace(/\n{3,}/g, '\n\n');
+  return s.trim();
 }
+
+const PLACEHOLDER = /<(?:path|url|host|ip|email|redacted)>/g;
 
 /** One short, scrubbed line of a detail (an exception message, a node type), or '' if nothing is left. */
 export function safeDetail(text: string | undefined, max = 160): string {
   if (!text) return '';
-  const scrubbed = scrubText(firstLine(text, 2 * max));
-  const line = firstLine(scrubbed, max);
-  return /^[\s<>a-z]*$/i.test(line.replace(/<(?:path|url|host|ip|email|redacted)>/g, '')) && /<\w+>/.test(line) ? '' : line;
+  if (text.length <= max && PLAIN.test(text)) return text.trim();
+  // Names like "model v1.5 (fp16).safetensors" or "FLUX 1.1 [pro]": nothing to scrub, skip the passes.
+  if (text.length <= max && !text.includes('\n') && !RISKY_CHAR.test(text) && !HOST_HINT.test(text) && !DIGIT_DOT_DIGIT_DOT.test(text) && !hasLongRun(text, 19)) {
+    return text.trim();
+  }
+  const line = firstLine(scrubText(firstLine(text, 2 * max)), max);
+  // Nothing but placeholders and punctuation left: say nothing rather than "<path>".
+  if (line.includes('<') && line.replace(PLACEHOLDER, '').replace(/[\s:;,.'"()-]/g, '') === '') return '';
+  return line;
 }
 
 /** A model file name without its directories (`SDXL\x.safetensors` -> `x.safetensors`), scrubbed. */

@@ -130,10 +130,14 @@ export function safeErrorMessage(e: unknown): string {
 
 /** The first non-empty line of a text, trimmed and capped. */
 export function firstLine(text: string, max = 200): string {
-  const bounded = text.length > 4096 ? text.slice(0, 4096) : text;
-  for (const line of bounded.split('\n')) {
-    const t = line.trim();
+  const limit = Math.min(text.length, 4096);
+  let start = 0;
+  while (start < limit) {
+    let end = text.indexOf('\n', start);
+    if (end < 0 || end > limit) end = limit;
+    const t = text.slice(start, end).trim();
     if (t !== '') return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+    start = end + 1;
   }
   return '';
 }
