@@ -4,6 +4,7 @@ import { register as registerServe } from './serve.js';
 import { register as registerRun } from './run.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerDoctor } from './doctor.js';
+import { register as registerClassify } from './classify.js';
 
 /** Every sub-command registers itself on the program. Add new commands here. */
-export const commands: Array<(program: Command) => void> = [registerSim, registerServe, registerRun, registerDemo, registerDoctor];
+export const commands: Array<(program: Command) => void> = [registerSim, registerServe, registerRun, registerDemo, registerDoctor, registerClassify];
