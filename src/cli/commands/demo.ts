@@ -121,6 +121,10 @@ async function demo(flags: DemoFlags): Promise<void> {
           if (!res.ok) process.exitCode = 1;
         }
       } else {
+        if (jobLimit !== Infinity) {
+          await Promise.race([done, aborted(stop.signal)]);
+          if (!stop.signal.aborted) out(`all ${finished.size} sample job(s) finished; still serving ${url} (Ctrl-C to stop)`);
+        }
         await aborted(stop.signal);
       }
     } finally {

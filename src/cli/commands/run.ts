@@ -56,7 +56,13 @@ async function run(workflowPath: string, flags: RunFlags): Promise<void> {
     jobId = id;
     const view = new ProgressView((s) => process.stderr.write(s), process.stderr.isTTY === true);
     let final: JobRecord | null = null;
+    let shownAttempt = 0;
     for await (const e of guard.progress(id)) {
+      if (e.type === 'progress' && e.attempt !== shownAttempt) {
+        shownAttempt = e.attempt;
+        const job = await guard.get(id);
+        view.attempt(e.attempt, job?.attempts.find((a) => a.number === e.attempt)?.server ?? null);
+      }
       view.event(e);
       if (e.type === 'state' && ['completed', 'failed', 'timed_out', 'cancelled'].includes(e.to)) final = e.job;
     }

@@ -47,13 +47,31 @@ export async function probeServer(url: string, opts: ProbeOptions = {}): Promise
         const q = await client.getQueue(call);
         return { running: q.queue_running.length, pending: q.queue_pending.length };
       }),
-      timed(async () => Object.keys(await client.getObjectInfo(call)).sort()),
+      timed(() => nodeTypesOf(client, call)),
       timed(() => client.getModels('checkpoints', call)),
       timed(() => websocketHandshake(url, timeoutMs, opts.headers)),
     ]);
     return { url, systemStats, queue, nodeTypes, checkpoints, websocket, capabilities: serverCapabilities(systemStats.value) };
   } finally {
     await client.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Class names from `GET /object_info`. Only the names matter here, so a definition the client's
+ * strict schema rejects (V3 nodes send `null` output tooltips) must not hide the whole list: the
+ * names are read from the JSON body the error carries, as the pool does.
+ */
+async function nodeTypesOf(client: ComfyClient, call: { timeoutMs: number; signal?: AbortSignal }): Promise<string[]> {
+  try {
+    return Object.keys(await client.getObjectInfo(call)).sort();
+  } catch (err) {
+    const body = err instanceof ComfyRequestError && err.kind === 'invalid_response' ? err.body : undefined;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw err;
+    return Object.entries(body as Record<string, unknown>)
+      .filter(([, def]) => typeof def === 'object' && def !== null)
+      .map(([name]) => name)
+      .sort();
   }
 }
 

@@ -12,7 +12,6 @@ export class ProgressView {
   readonly #tty: boolean;
   #barShown = false;
   #lastPlain = -1;
-  #attempt = 0;
 
   constructor(write: (s: string) => void, tty: boolean) {
     this.#write = write;
@@ -22,7 +21,6 @@ export class ProgressView {
   /** Shows one job event. */
   event(e: JobEvent): void {
     if (e.type === 'progress') {
-      this.#attempt = e.attempt;
       const pct = Math.max(0, Math.min(100, Math.round(e.progress)));
       if (this.#tty) {
         const width = 30;
@@ -40,17 +38,13 @@ export class ProgressView {
       this.#line(`recovering: ${e.step.code} on attempt ${e.step.attempt} -> ${e.step.strategy}${describeChanges(e.step.changes)}`);
       return;
     }
-    const job = e.job;
-    if (e.to === 'running') {
-      const a = job.attempts.at(-1);
-      if (a && a.number !== this.#attempt) {
-        this.#attempt = a.number;
-        this.#lastPlain = -1;
-        this.#line(`attempt ${a.number} running on ${a.server}`);
-      }
-    } else if (e.to === 'queued' && e.from === null) {
-      this.#line(`job ${job.id} queued`);
-    }
+    if (e.from === null) this.#line(`job ${e.jobId} ${e.to}`);
+  }
+
+  /** Tells that attempt `n` runs on `server` (the caller looks the server up when a new attempt shows progress). */
+  attempt(n: number, server: string | null): void {
+    this.#lastPlain = -1;
+    this.#line(`attempt ${n} running${server ? ` on ${server}` : ''}`);
   }
 
   /** Ends the bar line so later output starts on a fresh line. */

@@ -1,0 +1,244 @@
+/**
+ * The comfyguard binary, run as users run it (`node dist/cli/main.js …` as a child process), against
+ * simulators on loopback port 0.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { txt2img } from '../../src/cli/demo/samples.js';
+import { SETTINGS } from '../../src/cli/config.js';
+import { startSimulator, type Simulator } from '../../src/sim/index.js';
+import { CliProcess, ensureBuilt, runCli } from './binary.js';
+
+let dir: string;
+const sims: Simulator[] = [];
+const procs: CliProcess[] = [];
+
+beforeAll(async () => {
+  await ensureBuilt();
+  dir = await mkdtemp(join(tmpdir(), 'cg-cli-'));
+}, 240_000);
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => p.kill()));
+  await Promise.all(sims.splice(0).map((s) => s.close()));
+});
+
+async function sim(opts: Parameters<typeof startSimulator>[0] = {}): Promise<Simulator> {
+  const s = await startSimulator({ stepMs: 1, ...opts });
+  sims.push(s);
+  return s;
+}
+
+async function workflowFile(name: string, o: Partial<Parameters<typeof txt2img>[0]> = {}): Promise<string> {
+  const file = join(dir, name);
+  const wf = txt2img({ ckpt: 'v1-5-pruned-emaonly.ckpt', width: 512, height: 512, batch: 1, steps: 10, seed: 42, prompt: 'a red fox', ...o });
+  await writeFile(file, JSON.stringify(wf));
+  return file;
+}
+
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+describe('comfyguard --help and usage errors', () => {
+  it('--help lists every command', async () => {
+    const r = await runCli(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['serve', 'run', 'demo', 'doctor', 'sim']) expect(r.stdout).toMatch(new RegExp(`^\\s+${c} `, 'm'));
+  });
+
+  it('serve --help lists every setting with its flag and environment variable', async () => {
+    const r = await runCli(['serve', '--help']);
+    expect(r.code).toBe(0);
+    for (const s of SETTINGS) {
+      expect(r.stdout).toContain(s.flag.split(' ')[0]!);
+      expect(r.stdout).toContain(s.env);
+    }
+    expect(r.stdout).toContain('defaults < config file < environment < flags');
+  });
+
+  it('an unknown flag fails with a non-zero exit and names the flag', async () => {
+    const r = await runCli(['run', 'x.json', '--bogus']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("unknown option '--bogus'");
+  });
+
+  it('a bad flag value exits 2 naming the flag; a bad environment value names the variable', async () => {
+    const r = await runCli(['doctor', '--server', 'ftp://nope']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^comfyguard doctor: --server: "ftp:\/\/nope" must be an http/m);
+    const e = await runCli(['doctor'], { env: { COMFYUI_URL: 'http://127.0.0.1:8188', REQUEST_TIMEOUT_MS: 'soon' } });
+    expect(e.code).toBe(2);
+    expect(e.stderr).toContain('environment variable REQUEST_TIMEOUT_MS');
+  });
+
+  it('run without any server says how to give one (exit 2)', async () => {
+    const wf = await workflowFile('no-server.json');
+    const r = await runCli(['run', wf]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no ComfyUI server given');
+    expect(r.stderr).toContain('COMFYUI_URL');
+  });
+
+  it('run exits 2 naming a bad JSON file, a UI-format workflow, or a bad --param', async () => {
+    const bad = join(dir, 'broken.json');
+    await writeFile(bad, '{ "3": ');
+    const a = await runCli(['run', bad, '--server', 'http://127.0.0.1:1']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain(`workflow file "${bad}" is not valid JSON`);
+
+    const ui = join(dir, 'ui.json');
+    await writeFile(ui, JSON.stringify({ last_node_id: 9, nodes: [], links: [] }));
+    const b = await runCli(['run', ui, '--server', 'http://127.0.0.1:1']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain('UI format');
+
+    const wf = await workflowFile('ok.json');
+    const c = await runCli(['run', wf, '--server', 'http://127.0.0.1:1', '--param', 'width']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('--param "width": expected key=value');
+  });
+});
+
+describe('comfyguard run', () => {
+  it('completes a workflow on a simulator, prints the outputs and downloads them with --out', async () => {
+    const s = await sim({ name: 'gpu' });
+    const wf = await workflowFile('run-ok.json');
+    const out = join(dir, 'outputs');
+    const r = await runCli(['run', wf, '--server', s.url, '--param', 'seed=7', '--out', out]);
+    expect(r.stderr).not.toContain('comfyguard run:');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/completed in [\d.]+ s after 1 attempt/);
+    const url = /(http:\/\/\S+\/view\?filename=\S+)/.exec(r.stdout)?.[1];
+    expect(url).toBeDefined();
+    const saved = /saved (\S+)/.exec(r.stdout)?.[1];
+    expect(saved && existsSync(saved)).toBe(true);
+    // The downloaded file is the image the server serves (PNG signature).
+    const bytes = await readFile(saved!);
+    expect([...bytes.subarray(0, 4)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
+    const served = Buffer.from(await (await fetch(url!)).arrayBuffer());
+    expect(served.equals(bytes)).toBe(true);
+    // Plain progress lines when stderr is not a terminal.
+    expect(r.stderr).toMatch(/attempt 1 running on 127\.0\.0\.1:\d+/);
+    expect(r.stderr).toContain('progress 100%');
+  });
+
+  it('tells the recovery story when out-of-memory recovery changed the workflow', async () => {
+    const s = await sim({ vram: '4GiB' });
+    const wf = await workflowFile('run-oom.json', { width: 1024, height: 1024, batch: 8, steps: 10 });
+    const r = await runCli(['run', wf, '--server', s.url, '--max-retries', '12']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^recovery \(\d+ steps\):$/m);
+    expect(r.stdout).toMatch(/1\. attempt 1 failed with COMFYUI_OOM .*; free_memory -> did not help/);
+    expect(r.stdout).toMatch(/tiled_vae: node 8 VAEDecode\.class_type "?VAEDecode"? -> "?VAEDecodeTiled"?/);
+    expect(r.stdout).toMatch(/reduce_batch: node 5 EmptyLatentImage\.batch_size 8 -> 4 -> (succeeded|did not help)/);
+    expect(r.stdout).toMatch(/completed in [\d.]+ s after \d+ attempts/);
+  });
+
+  it('exits 1 with the message and the hint on a permanent error, without retrying', async () => {
+    const s = await sim();
+    const wf = await workflowFile('run-bad.json', { sampler: 'euler_typo' });
+    const r = await runCli(['run', wf, '--server', s.url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('job failed with COMFYUI_INVALID_PARAMETERS after 1 attempt(s)');
+    expect(r.stderr).toContain('sampler_name');
+    expect(r.stderr).toMatch(/^ {2}hint: \S.+/m);
+    expect(s.stats().executions).toEqual({});
+  });
+
+  it('takes the server from COMFYUI_URL and prints JSON with --json', async () => {
+    const s = await sim();
+    const wf = await workflowFile('run-env.json');
+    const r = await runCli(['run', wf, '--json'], { env: { COMFYUI_URL: s.url } });
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout) as { status: string; attempts: number; outputs: unknown[] };
+    expect(result).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(result.outputs.length).toBeGreaterThan(0);
+  });
+});
+
+describe('comfyguard doctor', () => {
+  it('reports a healthy simulator as OK with its version, VRAM, node types and checkpoints', async () => {
+    const s = await sim({ vram: '8GiB' });
+    const r = await runCli(['doctor', '--server', s.url]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`${s.url}  OK`);
+    expect(r.stdout).toContain('ComfyUI 0.3.64');
+    expect(r.stdout).toMatch(/of 8\.0 GiB VRAM/);
+    expect(r.stdout).toMatch(/node types\s+\d+ \(core nodes present\)/);
+    expect(r.stdout).toContain('v1-5-pruned-emaonly.ckpt');
+    expect(r.stdout).toMatch(/websocket\s+ok/);
+    expect(r.stdout).toContain('client prompt_id yes');
+  });
+
+  it('exits 1 for a closed port and lists the problem; warns about a server without checkpoints', async () => {
+    const port = await closedPort();
+    const s = await sim({ models: { checkpoints: [] } });
+    const r = await runCli(['doctor', '--server', `http://127.0.0.1:${port}`, '--server', s.url]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`http://127.0.0.1:${port}  UNUSABLE`);
+    expect(r.stdout).toMatch(/ERROR {2}not reachable: .*ECONNREFUSED/);
+    expect(r.stdout).toContain(`${s.url}  DEGRADED`);
+    expect(r.stdout).toContain('no checkpoints installed');
+    expect(r.stdout).toContain('2 server(s) checked: 1 unusable');
+  });
+});
+
+describe('comfyguard serve', () => {
+  it('serves the API and metrics over a simulator from env settings, and drains on SIGTERM', async () => {
+    const s = await sim();
+    const p = new CliProcess(['serve', '--port', '0', '--store', 'memory:'], { env: { COMFYUI_URL: s.url, LOG_LEVEL: 'warn' } });
+    procs.push(p);
+    const url = (await p.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+    const health = await fetch(`${url}/api/health`);
+    expect(health.status).toBe(200);
+    const wf = JSON.parse(await readFile(await workflowFile('serve.json'), 'utf8')) as unknown;
+    const submitted = await fetch(`${url}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ workflow: wf }) });
+    expect(submitted.status).toBe(202);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('comfyguard_jobs{status=');
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses to listen beyond loopback without an API key (exit 2)', async () => {
+    const r = await runCli(['serve', '--server', 'http://127.0.0.1:1', '--host', '0.0.0.0', '--port', '0', '--store', 'memory:']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('without an API key');
+  });
+});
+
+describe('comfyguard demo', () => {
+  it('demo --once --jobs 3 runs the jobs, checks its URL answers and exits 0', async () => {
+    const r = await runCli(['demo', '--once', '--jobs', '3', '--port', '0', '--interval', '50', '--step-ms', '2', '--faults', ''], { timeoutMs: 120_000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/comfyguard demo is running at http:\/\/127\.0\.0\.1:\d+/);
+    expect(r.stdout.match(/^#\d .* submitted/gm)).toHaveLength(3);
+    expect(r.stdout).toMatch(/demo finished: 3 job\(s\) done; GET \S+\/api\/health -> 200/);
+  });
+
+  it('serves the dashboard while running and stops cleanly on Ctrl-C', async () => {
+    const p = new CliProcess(['demo', '--jobs', '2', '--port', '0', '--interval', '50', '--step-ms', '2']);
+    procs.push(p);
+    const url = (await p.waitFor(/running at (http:\/\/\S+)/))[1]!;
+    expect((await fetch(`${url}/`)).status).toBe(200);
+    expect((await fetch(`${url}/api/health`)).status).toBe(200);
+    await p.waitFor(/all 2 sample job\(s\) finished; still serving/);
+    const jobs = (await (await fetch(`${url}/api/jobs`)).json()) as { jobs: unknown[] };
+    expect(jobs.jobs).toHaveLength(2);
+    p.child.kill('SIGINT');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+    expect(p.stdout).toContain('stopping the demo');
+  });
+});
