@@ -117,17 +117,15 @@ const ruleSchema = z
   })
   .strict();
 
-const configSchema = z.union([
-  z.array(ruleSchema),
-  z
-    .object({
-      rules: z.array(ruleSchema).default([]),
-      disable: z.array(z.string()).default([]),
-      /** false: only the config rules (a complete replacement of the built-in table). */
-      defaults: z.boolean().default(true),
-    })
-    .strict(),
-]);
+const rulesListSchema = z.array(ruleSchema);
+const configObjectSchema = z
+  .object({
+    rules: rulesListSchema.default([]),
+    disable: z.array(z.string()).default([]),
+    /** false: only the config rules (a complete replacement of the built-in table). */
+    defaults: z.boolean().default(true),
+  })
+  .strict();
 
 /**
  * A compiled text pattern. `re` is the whole regex; `alts` are its top-level alternatives compiled
@@ -482,10 +480,14 @@ export function compileRules(config?: unknown): ClassifierRules {
   let disable: string[] = [];
   let defaults = true;
   if (config !== undefined && config !== null) {
-    const parsed = configSchema.safeParse(config);
-    if (!parsed.success) throw new ClassifierRulesError(describeZodIssues(parsed.error, config));
-    if (Array.isArray(parsed.data)) userRules = parsed.data as RuleSpec[];
-    else {
+    // Parse by shape (not a union) so errors point into the rule that is wrong.
+    if (Array.isArray(config)) {
+      const parsed = rulesListSchema.safeParse(config);
+      if (!parsed.success) throw new ClassifierRulesError(describeZodIssues(parsed.error, config));
+      userRules = parsed.data as RuleSpec[];
+    } else {
+      const parsed = configObjectSchema.safeParse(config);
+      if (!parsed.success) throw new ClassifierRulesError(describeZodIssues(parsed.error, config));
       userRules = parsed.data.rules as RuleSpec[];
       disable = parsed.data.disable;
       defaults = parsed.data.defaults;

@@ -45,6 +45,17 @@ function colons(s: string): number {
   return n;
 }
 
+/**
+ * A token with a slash is a path when it is rooted (`/x`, `~/x`, `./x`), uses backslashes, has two
+ * separators, or names a file; "CUDA/torch" or "and/or" are words.
+ */
+function looksLikePath(m: string): boolean {
+  if (m.length < 3 || SLASH_WORDS.test(m)) return false;
+  if (/^(?:[/\\~]|\.{1,2}[/\\])/.test(m) || m.includes('\\')) return true;
+  const seps = m.split('/').length - 1;
+  return seps >= 2 || /\/[^/]*\.[A-Za-z0-9]{1,8}\W*$/.test(m);
+}
+
 function mixedToken(s: string): boolean {
   return /\d/.test(s) && /[A-Za-z]/.test(s);
 }
@@ -84,7 +95,7 @@ export function scrubText(text: string): string {
   if (slash && (s.includes(':') || s.includes('\\\\'))) s = s.replace(WIN_PATH, '<path>');
   if (s.includes('::') || colons(s) >= 3) s = s.replace(IPV6, '<ip>');
   if (DIGIT_DOT_DIGIT.test(s)) s = s.replace(IPV4, '<ip>');
-  if (slash) s = s.replace(TOKEN_WITH_SLASH, (m) => (SLASH_WORDS.test(m) || m.length < 3 ? m : '<path>'));
+  if (slash) s = s.replace(TOKEN_WITH_SLASH, (m) => (looksLikePath(m) ? '<path>' : m));
   if (longRun && hasLongRun(s, 40)) s = s.replace(LONG_B64, (m) => (mixedToken(m) ? '<redacted>' : m));
   if (HOST_HINT.test(s)) s = s.replace(HOST, '<host>');
   if (s.includes('<path>')) s = s.replace(/(?:<path>[\s\\/]*){2,}/g, '<path> ');
