@@ -240,7 +240,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_MODEL_MISSING',
     when: {
       message: [
-        rx(/cannot find the appropriate snapshot folder|LocalEntryNotFoundError|couldn't find (?:it|them|the requested files?) in the cached files|does not appear to have (?:a )?files? named|RepositoryNotFoundError|EntryNotFoundError/),
+        rx(/cannot find (?:the|an) appropriate (?:cached )?snapshot folder|LocalEntryNotFoundError|couldn't find (?:it|them|the requested files?) in the cached files|does not appear to have (?:a )?files? named|RepositoryNotFoundError|EntryNotFoundError/),
       ],
     },
   },
