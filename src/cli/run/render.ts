@@ -27,7 +27,7 @@ export class ProgressView {
         const filled = Math.round((pct / 100) * width);
         this.#write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(pct).padStart(3)}%  attempt ${e.attempt}${e.node ? `  node ${e.node}` : ''}\x1b[K`);
         this.#barShown = true;
-      } else if (pct === 100 || pct >= this.#lastPlain + 10) {
+      } else if (pct !== this.#lastPlain && (this.#lastPlain < 0 || pct === 100 || pct >= this.#lastPlain + 10)) {
         this.#lastPlain = pct;
         this.#line(`progress ${pct}% (attempt ${e.attempt}${e.node ? `, node ${e.node}` : ''})`);
       }
