@@ -383,7 +383,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_AUTH_ERROR',
     when: {
       message: [
-        rx(/Unauthori[sz]ed|\b403\b[^\n]{0,20}Forbidden|\bForbidden\b|Handshake status 40[13]|bad HTTP response '?40[13]|Please log ?in|log ?in (?:first|required)|not logged in|not authori[sz]ed|authentication (?:failed|required|error)|AuthenticationError|PermissionDeniedError|invalid[_ ](?:api[ _-]?key|token|credentials)|incorrect api[ _-]?key|api[ _-]?key (?:is )?(?:missing|invalid|required|not (?:set|provided|found|valid))|missing (?:api[ _-]?key|credentials|token|Authorization)/),
+        rx(/Unauthori[sz]ed|\b403\b[^\n]{0,20}Forbidden|\b(?:HTTP|status|response|code)[ :]*40[137]\b|\bForbidden\b|Handshake status 40[13]|bad HTTP response '?40[13]|Please log ?in|log ?in (?:first|required)|not logged in|not authori[sz]ed|authentication (?:failed|required|error)|AuthenticationError|PermissionDeniedError|invalid[_ ](?:api[ _-]?key|token|credentials)|incorrect api[ _-]?key|api[ _-]?key (?:is )?(?:missing|invalid|required|not (?:set|provided|found|valid))|missing (?:api[ _-]?key|credentials|token|Authorization)/),
         rx(/problem with your account|account (?:is )?(?:suspended|disabled|banned|locked|not found)|insufficient (?:credits|balance|funds)|Payment Required|\b402\b|billing|GatedRepoError|gated repo|token (?:has )?expired|non matching host and origin|Access denied/),
       ],
     },
