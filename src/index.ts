@@ -17,3 +17,7 @@ export { openStore, DEFAULT_STORE_URL, StoreError, isStoreError, MemoryStore, Sq
 export type { OpenStoreOptions, StoreErrorCode, SqliteStoreOptions, PostgresStoreOptions, RedisStoreOptions } from './store/index.js';
 export { DEFAULT_POLICY, compilePolicy, RecoveryPolicyError, applyParams, PatchError, isPatchError, PARAM_NAMES } from './recovery/index.js';
 export type { RecoveryPolicy, PolicyIssue, PatchErrorCode } from './recovery/index.js';
+export { createMetrics, createJsonLinesSink, createLoggerSink, createErrorSpikeAlert, createWebhookNotifier, attachWebhooks, signWebhookBody, SIGNATURE_HEADER, EVENT_HEADER } from './telemetry/index.js';
+export type { GuardMetrics, MetricsOptions, ClosableSink, ErrorSpike, ErrorSpikeAlert, ErrorSpikeAlertOptions, WebhookNotifier, WebhookNotifierOptions, WebhookResult, JobWebhookPayload } from './telemetry/index.js';
+export { BullMqDispatcher, DispatcherUnavailableError } from './queue/bullmq.js';
+export type { BullMqDispatcherOptions } from './queue/bullmq.js';
