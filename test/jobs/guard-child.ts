@@ -19,7 +19,8 @@ const guard = await createGuard({
   store: storeUrl,
   concurrency: Number(concurrency ?? 4),
   maxRetries: 8,
-  retry: { baseMs: 20, capMs: 200 },
+  // Long enough that jobs are seen in `recovering` when the test kills the process.
+  retry: { baseMs: 1_500, capMs: 3_000 },
   stallTimeoutMs: 3_000,
   pollIntervalMs: 200,
   unreachableGraceMs: 1_500,
