@@ -195,7 +195,8 @@ export const nodeDefinitionSchema: z.ZodType<NodeDefinition> = z.looseObject({
   python_module: z.string().catch(''),
   category: z.string().catch(''),
   output_node: z.boolean(),
-  output_tooltips: z.array(z.string()).optional(),
+  // V3 nodes send null for outputs without a tooltip.
+  output_tooltips: z.array(z.string().nullable()).optional(),
   deprecated: z.boolean().optional(),
   experimental: z.boolean().optional(),
   api_node: z.boolean().optional(),

@@ -128,7 +128,7 @@ export interface NodeDefinition {
   python_module: string;
   category: string;
   output_node: boolean;
-  output_tooltips?: string[];
+  output_tooltips?: Array<string | null>;
   deprecated?: boolean;
   experimental?: boolean;
   api_node?: boolean;

@@ -389,9 +389,9 @@ describe('scaleQuality', () => {
     expect(r.changes).toEqual([{ nodeId: '5', classType: 'EmptyLatentImage', input: 'batch_size', from: 4, to: 2 }]);
   });
 
-  it('at batch 1 scales resolution and steps by the cube root of the factor', () => {
+  it('at batch 1 scales resolution and steps each by the factor', () => {
     const wf = frozen(applyParams(sd15Txt2img(), { width: 1024, height: 1024, steps: 30 }).workflow);
-    const r = scaleQuality(wf, 0.5);
+    const r = scaleQuality(wf, 0.8);
     expect(r.changes).toEqual([
       { nodeId: '5', classType: 'EmptyLatentImage', input: 'width', from: 1024, to: 816 },
       { nodeId: '5', classType: 'EmptyLatentImage', input: 'height', from: 1024, to: 816 },

@@ -207,7 +207,9 @@ export function scaleQuality(wf: ApiWorkflow, factor: number): PatchResult {
   const remaining = before > 0 ? (factor * before) / after : factor;
   // A tiny remainder (rounding) is not worth a visible quality change.
   if (remaining < 0.99) {
-    const s = Math.cbrt(remaining);
+    // The level's factor applies to resolution and steps each (80 % of both at "high"), as the
+    // degradation levels promise; the floors of the OOM ladder still hold.
+    const s = remaining;
     const sized = edit.workflow;
     for (const [id, node] of sortedNodes(sized)) if (isLatentNode(node)) scaleSize(edit, sized, null, id, s);
     scaleSteps(edit, edit.workflow, null, s);
