@@ -3,12 +3,12 @@
  * JSON lines on stdin (`{"op":"submit","workflow":…,"options":…}`, `{"op":"cancel","id":…}`) and
  * answering JSON lines on stdout. Killed with SIGKILL by the test, then started again.
  *
- * Usage: node --import tsx test/jobs/guard-child.ts STORE_URL SERVER_URL[,SERVER_URL…] [CONCURRENCY]
+ * Usage: node --import tsx test/jobs/guard-child.ts STORE_URL SERVER_URL[,SERVER_URL…] [CONCURRENCY] [MAX_RECOVERY_AGE_MS]
  */
 import { createInterface } from 'node:readline';
 import { createGuard } from '../../src/jobs/guard.js';
 
-const [storeUrl, servers, concurrency] = process.argv.slice(2);
+const [storeUrl, servers, concurrency, maxRecoveryAge] = process.argv.slice(2);
 if (!storeUrl || !servers) {
   process.stderr.write('usage: guard-child STORE_URL SERVER_URL[,SERVER_URL...] [CONCURRENCY]\n');
   process.exit(2);
@@ -26,7 +26,7 @@ const guard = await createGuard({
   unreachableGraceMs: 1_500,
   healthTtlMs: 300,
   cleanupIntervalMs: 0,
-  maxRecoveryAgeMs: 600_000,
+  maxRecoveryAgeMs: Number(maxRecoveryAge ?? 600_000),
 });
 process.stdout.write(JSON.stringify({ ready: true }) + '\n');
 

@@ -26,8 +26,8 @@ class Child {
   readonly ready: Promise<void>;
   stderr = '';
 
-  constructor(store: string, servers: string[]) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', CHILD, store, servers.join(','), '4'], { stdio: 'pipe' });
+  constructor(store: string, servers: string[], maxRecoveryAgeMs = 600_000) {
+    this.proc = spawn(process.execPath, ['--import', 'tsx', CHILD, store, servers.join(','), '4', String(maxRecoveryAgeMs)], { stdio: 'pipe' });
     this.proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
     let ready!: () => void;
     this.ready = new Promise((r) => (ready = r));
@@ -196,4 +196,61 @@ describe.each(backends)('crash and restart on $name', (backend) => {
     expect(atKill.completed).toBeGreaterThan(0);
     child.proc.stdin.end();
   }, 300_000);
+});
+
+describe('a simulator crash while comfyguard is down', () => {
+  async function scenario(maxRecoveryAgeMs: number) {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const sim = await startSimulator({ name: 'sim-0', stepMs: 5, nodeGate: ({ classType }) => (classType === 'KSampler' ? held : undefined) });
+    cleanups.push(() => sim.close());
+    const dir = mkdtempSync(join(tmpdir(), 'cg-simcrash-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const url = `sqlite:${join(dir, 'jobs.db')}`;
+    const store = openStore(url);
+    await store.init();
+    cleanups.push(() => store.close());
+    let child = new Child(url, [sim.url], maxRecoveryAgeMs);
+    cleanups.push(() => child.kill());
+    await child.ready;
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(String((await child.send({ op: 'submit', workflow: workflow('normal', 100 + i) })).id));
+    // Four run at once (held in the sampler), two wait in the guard's queue.
+    await until(async () => (await countByStatus(store)).running === 4, 'four jobs to run');
+    await until(async () => {
+      const q = (await (await fetch(`${sim.url}/queue`)).json()) as { queue_running: unknown[]; queue_pending: unknown[] };
+      return q.queue_running.length + q.queue_pending.length === 4;
+    }, 'the server to hold the four prompts');
+    await child.kill();
+    // While comfyguard is down the server crashes too: queue and history are gone.
+    await sim.crash();
+    release();
+    child = new Child(url, [sim.url], maxRecoveryAgeMs);
+    cleanups.push(() => child.kill());
+    await child.ready;
+    await until(async () => {
+      const c = await countByStatus(store);
+      return c.queued + c.running + c.recovering === 0;
+    }, 'every job to end', { timeoutMs: 120_000 });
+    const jobs = await Promise.all(ids.map((id) => store.getJob(id)));
+    child.proc.stdin.end();
+    return jobs.map((j) => j!);
+  }
+
+  it('resubmits the prompts the server lost and completes every job', async () => {
+    const jobs = await scenario(600_000);
+    for (const j of jobs) expect(j.status).toBe('completed');
+    const lost = jobs.filter((j) => j.attempts.some((a) => a.status === 'lost'));
+    expect(lost).toHaveLength(4);
+    for (const j of lost) expect(j.attempts[0]!.code).toBe('COMFYUI_CONNECTION_ERROR');
+  }, 180_000);
+
+  it('fails jobs older than the max recovery age with a clear message instead of resubmitting', async () => {
+    const jobs = await scenario(1);
+    const expired = jobs.filter((j) => j.status === 'failed');
+    expect(expired).toHaveLength(4);
+    for (const j of expired) expect(j.error?.message).toContain('expired while comfyguard was down');
+    // The two that never reached the server are not "unknown to the server": they still run.
+    expect(jobs.filter((j) => j.status === 'completed')).toHaveLength(2);
+  }, 180_000);
 });
