@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ApiWorkflow } from '../../src/comfy/types.js';
+import type { AnalyticsEvent } from '../../src/jobs/guard-api.js';
 import { sd15Txt2img } from '../fixtures/workflows/index.js';
 import { until } from '../support/wait.js';
 import { progressOf, startRig, strategies, type Rig } from './harness.js';
@@ -249,5 +250,25 @@ describe('job engine against simulators', () => {
     await expect(rig.guard.submit({ nodes: [], links: [] } as unknown as ApiWorkflow)).rejects.toMatchObject({ code: 'INVALID_JOB', field: 'workflow' });
     await expect(rig.guard.submit(tiny(), { maxRetries: -1 })).rejects.toMatchObject({ code: 'INVALID_JOB', field: 'options.maxRetries' });
     await expect(rig.guard.submit(tiny(), { params: { steps: 10 } })).rejects.toMatchObject({ code: 'INVALID_JOB', field: 'params.steps' });
+  });
+
+  it('emits the retry analytics events with their exact fields', async () => {
+    const events: AnalyticsEvent[] = [];
+    rig = await startRig([{ vram: '4GiB' }], { maxRetries: 12, analytics: (e) => events.push(e) });
+    const ok = await rig.guard.wait((await rig.guard.submit(sd15({ width: 1024, height: 1024, batch: 8, steps: 30 }))).id);
+    expect(ok.status).toBe('completed');
+    const attempted = events.filter((e) => e.name === 'comfyui_retry_attempted');
+    expect(attempted.length).toBe(ok.attempts.length - 1);
+    expect(attempted[0]).toEqual({ name: 'comfyui_retry_attempted', promptId: ok.attempts[0]!.promptId, attempt: 2, errorType: 'COMFYUI_OOM' });
+    const succeeded = events.filter((e) => e.name === 'comfyui_retry_succeeded');
+    expect(succeeded).toEqual([{ name: 'comfyui_retry_succeeded', promptId: ok.attempts.at(-1)!.promptId, attempt: ok.attempts.length, totalRetries: ok.retryCount }]);
+
+    events.length = 0;
+    const bad = await rig.guard.wait((await rig.guard.submit(sd15({ width: 1024, height: 1024, batch: 8, steps: 30, seed: 2 }), { maxRetries: 1 })).id);
+    expect(bad.status).toBe('failed');
+    expect(events.filter((e) => e.name === 'comfyui_retry_exhausted')).toEqual([
+      { name: 'comfyui_retry_exhausted', promptId: bad.attempts.at(-1)!.promptId, totalRetries: 1, finalError: 'COMFYUI_OOM' },
+    ]);
+    expect(events.map((e) => e.name)).toContain('job_failed');
   });
 });
