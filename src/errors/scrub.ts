@@ -11,14 +11,15 @@ const URL = /\b[a-z][a-z0-9+.-]{1,15}:\/\/[^\s'"<>`)\]}]+/gi;
 const EMAIL = /\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b/g;
 const BEARER = /\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
 const KEY_VALUE =
-  /\b((?:x-)?(?:api[_-]?key|apikey|api[_-]?secret|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|secret|password|passwd|pwd|authorization|token|session[_-]?id|cookie|api_key_comfy_org|auth_token_comfy_org)["']?\s*[:=]\s*["']?)[^\s"',;&}]+/gi;
+  /\b((?:x-)?(?:api[_-]?key|apikey|api[_-]?secret|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|secret|password|passwd|pwd|authorization|token|session[_-]?id|cookie|api_key_comfy_org|auth_token_comfy_org)["']?\s*[:=]\s*["']?)(?!<|(?:bearer|basic|token)\s)[^\s"',;&}]+/gi;
 const JWT = /\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}/g;
 const PREFIXED_TOKEN = /\b(?:sk|pk|rk|hf|ghp|gho|ghu|ghs|ghr|glpat|xox[abprs]|AKIA|ASIA|AIza|key|tok)[-_][A-Za-z0-9_-]{16,}/g;
 const LONG_HEX = /\b[A-Fa-f0-9]{32,}\b/g;
 const LONG_B64 = /[A-Za-z0-9+/_-]{40,}={0,2}/g;
 /** Drive or UNC paths; inner segments may contain spaces when another separator follows. */
 const WIN_PATH = /(?:\b[A-Za-z]:|\\\\[^\\\s]+)[\\/](?:[^\\/\n'"<>|:*?]*[\\/])*[^\s\\/'"<>|,;)\]]*/g;
-const HTML_TAG = /<\/?[a-z][^<>\n]{0,200}>/gi;
+/** Markup tags, but not our own placeholders (scrubbing must be idempotent). */
+const HTML_TAG = /<(?!(?:path|url|host|ip|email|redacted)>)\/?[a-z][^<>\n]{0,200}>/gi;
 const IPV4 = /\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b/g;
 const IPV6 = /\[?\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b\]?(?::\d{1,5})?|\[::1?\](?::\d{1,5})?|(?<![\w:])::1\b|::ffff:[\d.]+/gi;
 const HOST =
@@ -81,12 +82,13 @@ export function scrubText(text: string): string {
   if (PLAIN.test(s)) return s.trim();
   if (s.includes('\n') || s.includes('File "') || s.includes('Traceback') || s.includes('^') || /\bat\s/.test(s)) s = s.replace(TRACE_LINE, '');
   if (s.includes('<')) s = s.replace(HTML_TAG, ' ');
+  // URLs first: a query string's secrets go with the URL.
+  if (s.includes('://')) s = s.replace(URL, '<url>');
   if (SECRET_WORD.test(s)) {
     s = s.replace(BEARER, '$1 <redacted>');
     s = s.replace(KEY_VALUE, '$1<redacted>');
   }
   if (s.includes('eyJ')) s = s.replace(JWT, '<redacted>');
-  if (s.includes('://')) s = s.replace(URL, '<url>');
   if (s.includes('@')) s = s.replace(EMAIL, '<email>');
   const longRun = hasLongRun(s, 19);
   if (longRun) s = s.replace(PREFIXED_TOKEN, (m) => (mixedToken(m) ? '<redacted>' : m));
