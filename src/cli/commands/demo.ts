@@ -89,11 +89,16 @@ async function demo(flags: DemoFlags): Promise<void> {
 
     const mine = new Map<string, { n: number; name: string }>();
     const finished = new Set<string>();
+    // Recovery steps already told (an event can repeat when a step is re-recorded).
+    const told = new Set<string>();
     let allDone: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (allDone = resolve));
     const off = guard.onEvent((e) => {
       if (e.type === 'recovery') {
         const j = mine.get(e.jobId);
+        const key = `${e.jobId}:${e.step.attempt}:${e.step.strategy}`;
+        if (told.has(key)) return;
+        told.add(key);
         if (j) out(`  #${j.n} ${j.name}: ${e.step.code} on attempt ${e.step.attempt} -> ${e.step.strategy}${describeChanges(e.step.changes)}`);
         return;
       }

@@ -56,7 +56,7 @@ export function sampleJob(i: number): SampleJob {
     },
     {
       name: 'sdxl-landscape',
-      expect: 'completes (1024x1024 SDXL)',
+      expect: 'completes; SDXL does not fit the 6 GiB GPU, so there it runs out of memory and fails over',
       workflow: txt2img({ ckpt: SDXL, width: 1024, height: 1024, batch: 1, steps: 25, seed, prompt: 'misty fjord at dawn, wide angle' }),
     },
     {
