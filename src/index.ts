@@ -21,3 +21,13 @@ export { createMetrics, createJsonLinesSink, createLoggerSink, createErrorSpikeA
 export type { GuardMetrics, MetricsOptions, ClosableSink, ErrorSpike, ErrorSpikeAlert, ErrorSpikeAlertOptions, WebhookNotifier, WebhookNotifierOptions, WebhookResult, JobWebhookPayload } from './telemetry/index.js';
 export { BullMqDispatcher, DispatcherUnavailableError } from './queue/bullmq.js';
 export type { BullMqDispatcherOptions } from './queue/bullmq.js';
+export { createGuard, GuardError } from './jobs/guard.js';
+export type { GuardErrorCode } from './jobs/guard.js';
+export type { Guard, GuardStats, JobEvent, AnalyticsEvent, AnalyticsSink, SubmitResult, ServerHealthView, DegradationLevel } from './jobs/guard-api.js';
+export { GuardConfigError } from './jobs/options.js';
+export type { GuardOptions, ServerOption, Logger } from './jobs/options.js';
+export { InProcessDispatcher } from './queue/in-process.js';
+export type { Dispatcher, JobHandler } from './queue/contract.js';
+export { ServerPool } from './pool/index.js';
+export { compileRetryPolicy, ServerBreaker, HealthChecker, DEFAULT_TIMEOUTS } from './resilience/index.js';
+export type { RetryOptions, RetryPolicy, BreakerOptions, BreakerState, HealthResult } from './resilience/index.js';

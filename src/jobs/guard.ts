@@ -471,11 +471,35 @@ class GuardImpl implements Guard {
     }
     // Recovering (or the last attempt already failed): redo the pending recovery step.
     const step = job.recoveryHistory.at(-1);
-    if (step && step.success === null && step.attempt === last.number) {
-      const workflow = applyChanges(last.workflow, step.changes);
+    if (step && step.success === null && step.attempt === last.number && last.code && isErrorCode(last.code)) {
+      // The policy is deterministic and skips a step already recorded for this attempt, so asking
+      // it again rebuilds exactly the attempt we had decided on before the crash.
+      const info = ERROR_REGISTRY[last.code];
+      const decision = decideNext({
+        code: last.code,
+        classification: { retryable: info.retryable },
+        job: { ...job, recoveryHistory: job.recoveryHistory.slice(0, -1) },
+        failedAttempt: last,
+        pool: this.#poolView(),
+        policy: job.options.recovery ? compilePolicy(this.#o.recovery, job.options.recovery) : this.#policy,
+        maxRetries: (job.options.maxRetries ?? this.#o.maxRetries) + baseAttemptIndex(job.attempts),
+      });
       const back = job.status === 'recovering' ? await this.#transition(job, 'running', { retryCount: job.retryCount + 1 }) : job;
       if (!back) return null;
-      return { job: back, next: { workflow, changes: step.changes, server: step.strategy === 'failover' ? { exclude: [last.server] } : {}, strategy: step.strategy } };
+      if (decision.action === 'abort') {
+        return { job: back, next: { workflow: last.workflow, changes: last.changes ?? [], server: {}, strategy: step.strategy } };
+      }
+      return {
+        job: back,
+        next: {
+          workflow: decision.workflow,
+          changes: decision.changes,
+          strategy: decision.strategy,
+          server: decision.server,
+          ...(decision.freeMemoryFirst ? { freeMemoryFirst: true } : {}),
+          ...(decision.partialTargets ? { partialTargets: decision.partialTargets } : {}),
+        },
+      };
     }
     if (job.status === 'recovering') {
       const back = await this.#transition(job, 'running', {});
@@ -764,9 +788,12 @@ class GuardImpl implements Guard {
       startedAt: now,
       endedAt: null,
     };
+    // Outputs finished by a different workflow must not be skipped by a later resume.
+    const workflowChanges = decision.changes.length > 0 || decision.strategy === 'fallback_workflow';
     const recovering = await this.#transition(job, 'recovering', {
       recoveryHistory: [...job.recoveryHistory, step],
       error: null,
+      ...(workflowChanges && job.checkpoint ? { checkpoint: { ...job.checkpoint, completedOutputs: {} } } : {}),
     });
     if (!recovering) return { job, next: null, delayMs: 0 };
     this.#emit({ type: 'recovery', jobId: job.id, step, at: now });
@@ -1010,18 +1037,6 @@ function replaceAttempt(list: AttemptRecord[], a: AttemptRecord): AttemptRecord[
 function baseAttemptIndex(attempts: AttemptRecord[]): number {
   for (let i = attempts.length - 1; i >= 0; i--) if (attempts[i]?.manual) return i;
   return 0;
-}
-
-/** Applies recorded input changes to a workflow (to redo a recovery step after a restart). */
-function applyChanges(workflow: ApiWorkflow, changes: InputChange[]): ApiWorkflow {
-  const wf = structuredClone(workflow);
-  for (const c of changes) {
-    const node = wf[c.nodeId];
-    if (!node) continue;
-    if (c.input === 'class_type') node.class_type = String(c.to);
-    else node.inputs[c.input] = c.to as never;
-  }
-  return wf;
 }
 
 /** The validation body ComfyUI would send for a workflow no server can run. */
