@@ -271,4 +271,25 @@ describe('job engine against simulators', () => {
     ]);
     expect(events.map((e) => e.name)).toContain('job_failed');
   });
+
+  it('scales quality for jobs that opt in while the pool is degraded, and records the level', async () => {
+    rig = await startRig([{ name: 'up' }, { name: 'down' }]);
+    await rig.sims[1]!.close();
+    await until(() => rig!.guard.degradation() !== 'full', 'the pool to notice the lost server');
+    const level = rig.guard.degradation();
+    expect(level).toBe('medium');
+    const wf = sd15({ width: 1024, height: 1024, batch: 1, steps: 30 });
+    const opted = await rig.guard.wait((await rig.guard.submit(wf, { allowDegradation: true })).id);
+    expect(opted.status).toBe('completed');
+    expect(opted.degraded).toEqual({ level: 'medium', factor: 0.6 });
+    expect(opted.attempts[0]!.changes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ nodeId: '5', input: 'width', from: 1024, to: 616 }),
+        expect.objectContaining({ nodeId: '3', input: 'steps', from: 30, to: 20 }),
+      ]),
+    );
+    const plain = await rig.guard.wait((await rig.guard.submit(sd15({ width: 1024, height: 1024, batch: 1, steps: 30, seed: 3 }))).id);
+    expect(plain.degraded).toBeNull();
+    expect(plain.attempts[0]!.workflow['5']!.inputs).toEqual({ width: 1024, height: 1024, batch_size: 1 });
+  });
 });
