@@ -4,6 +4,7 @@
  * webhook receiver that is down must not fail a job.
  */
 import { createHmac } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Guard, JobEvent } from '../jobs/guard-api.js';
 import type { Logger } from '../jobs/options.js';
 import { isTerminal, type JobErrorInfo, type JobRecord, type JobStatus, type OutputRef } from '../jobs/types.js';
@@ -35,6 +36,8 @@ export interface WebhookNotifierOptions {
   retry?: WebhookRetryOptions;
   /** Per-request timeout. @default 10_000 */
   timeoutMs?: number;
+  /** Deliveries in flight at once; more wait in order. @default 16 */
+  maxConcurrent?: number;
   /** @default globalThis.fetch */
   fetch?: FetchLike;
   logger?: Logger;
@@ -97,8 +100,28 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
   const timeoutMs = opts.timeoutMs ?? 10_000;
   if (!Number.isInteger(attempts) || attempts < 1) throw new RangeError(`retry.attempts must be an integer >= 1, got ${String(attempts)}`);
   if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${String(timeoutMs)}`);
+  const maxConcurrent = opts.maxConcurrent ?? 16;
+  if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) throw new RangeError(`maxConcurrent must be an integer >= 1, got ${String(maxConcurrent)}`);
   const doFetch: FetchLike = opts.fetch ?? ((url, init) => fetch(url, init));
   const closer = new AbortController();
+  // One abort listener per delivery in flight (removed when it settles), so no fixed cap applies.
+  setMaxListeners(0, closer.signal);
+  let running = 0;
+  const slots: Array<() => void> = [];
+  const acquire = async (): Promise<boolean> => {
+    if (running < maxConcurrent) {
+      running++;
+      return true;
+    }
+    await new Promise<void>((resolve) => slots.push(resolve));
+    if (closer.signal.aborted) return false;
+    running++;
+    return true;
+  };
+  const release = () => {
+    running--;
+    slots.shift()?.();
+  };
   const inFlight = new Set<Promise<void>>();
   let idleWaiters: Array<() => void> = [];
   let closing: Promise<void> | null = null;
@@ -185,7 +208,18 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
     notify(url, payload, o = {}) {
       if (closing) return Promise.resolve();
       const event = o.event ?? eventOf(payload);
-      const p: Promise<void> = deliver(url, payload, event)
+      const p: Promise<void> = acquire()
+        .then(async (ok) => {
+          if (!ok) {
+            opts.onResult?.({ url, event, delivered: false, attempts: 0, status: null, error: 'notifier closed' });
+            return;
+          }
+          try {
+            await deliver(url, payload, event);
+          } finally {
+            release();
+          }
+        })
         .catch((err: unknown) => opts.logger?.error({ err, url, event }, 'webhook delivery crashed'))
         .finally(() => {
           inFlight.delete(p);
@@ -201,6 +235,8 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
     close() {
       closing ??= (async () => {
         closer.abort(new Closed('notifier closed'));
+        // Waiting deliveries wake up, see the abort and give up without sending.
+        for (const wake of slots.splice(0)) wake();
         await Promise.allSettled([...inFlight]);
       })();
       return closing;

@@ -140,6 +140,22 @@ describe('createWebhookNotifier', () => {
     expect(rx.requests).toHaveLength(1);
   });
 
+  it('holds deliveries beyond maxConcurrent in order, and close() releases the waiting ones unsent', async () => {
+    const rx = await receiver();
+    rx.hang = true;
+    const results: WebhookResult[] = [];
+    const n = notifier({ maxConcurrent: 1, timeoutMs: 60_000, retry: { attempts: 1 }, onResult: (r) => results.push(r) });
+    const first = n.notify(rx.url, { id: 1 });
+    const second = n.notify(rx.url, { id: 2 });
+    await expect.poll(() => rx.requests.length, POLL).toBe(1);
+    expect(JSON.parse(rx.requests[0]!.body)).toEqual({ id: 1 });
+    await n.close();
+    await Promise.all([first, second]);
+    expect(rx.requests).toHaveLength(1);
+    expect(results.map((r) => r.attempts).sort()).toEqual([0, 1]);
+    expect(results.every((r) => !r.delivered)).toBe(true);
+  });
+
   it('onIdle() resolves once every delivery has settled', async () => {
     const rx = await receiver([503, 200]);
     const n = notifier({ retry: fastRetry });
