@@ -3,6 +3,7 @@
  * to a decoded record; the SQL stores express the same rules in SQL. Keeping the rules in one
  * place is what makes every backend behave the same under the contract suite.
  */
+import type { ZodType } from 'zod';
 import { isTerminal, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { checkPatch, checkValue, attemptRecordSchema, recoveryStepRecordSchema, checkpointRecordSchema } from './codec.js';
 import { StoreError, type StoreBackend } from './errors.js';
@@ -41,7 +42,7 @@ export function cleanPatch(backend: StoreBackend, operation: string, id: string,
 }
 
 /** Throws STORE_INVALID_JOB when `value` does not match `schema`. */
-export function assertValid<T>(backend: StoreBackend, operation: string, id: string, what: string, schema: Parameters<typeof checkValue<T>>[0], value: unknown): void {
+export function assertValid<T>(backend: StoreBackend, operation: string, id: string, what: string, schema: ZodType<T>, value: unknown): void {
   const checked = checkValue(schema, value);
   if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `${operation}: invalid ${what} for job ${id}: ${checked.error}`, { backend, operation, jobId: id });
 }
