@@ -14,8 +14,9 @@ const KEY_VALUE =
   /\b((?:x-)?(?:api[_-]?key|apikey|api[_-]?secret|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|secret|password|passwd|pwd|authorization|token|session[_-]?id|cookie|api_key_comfy_org|auth_token_comfy_org)["']?\s*[:=]\s*["']?)(?!<|(?:bearer|basic|token)\s)[^\s"',;&}]+/gi;
 const JWT = /\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}/g;
 const PREFIXED_TOKEN = /\b(?:sk|pk|rk|hf|ghp|gho|ghu|ghs|ghr|glpat|xox[abprs]|AKIA|ASIA|AIza|key|tok)[-_][A-Za-z0-9_-]{16,}/g;
-const LONG_HEX = /\b[A-Fa-f0-9]{32,}\b/g;
-const LONG_B64 = /[A-Za-z0-9+/_-]{40,}={0,2}/g;
+// Lookbehinds make these start only at the beginning of a run: linear time, not quadratic.
+const LONG_HEX = /(?<![A-Za-z0-9_])[A-Fa-f0-9]{32,}(?![A-Za-z0-9_])/g;
+const LONG_B64 = /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}/g;
 /** Drive or UNC paths; inner segments may contain spaces when another separator follows. */
 const WIN_PATH = /(?:\b[A-Za-z]:|\\\\[^\\\s]+)[\\/](?:[^\\/\n'"<>|:*?]*[\\/])*[^\s\\/'"<>|,;)\]]*/g;
 /** Markup tags, but not our own placeholders (scrubbing must be idempotent). */
@@ -24,7 +25,7 @@ const IPV4 = /\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b/g;
 const IPV6 = /\[?\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b\]?(?::\d{1,5})?|\[::1?\](?::\d{1,5})?|(?<![\w:])::1\b|::ffff:[\d.]+/gi;
 const HOST =
   /\b(?:localhost(?::\d{1,5})?|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|org|net|io|ai|co|dev|app|cloud|xyz|info|biz|us|uk|de|cn|jp|ru|fr|eu|tv|gg|run|host|local|internal|lan|site|online|tech|chat|space|pro|studio|ml|gpu|proxy)(?::\d{1,5})?|(?:[a-z0-9-]+\.)+[a-z0-9-]+:\d{2,5})\b/gi;
-const TOKEN_WITH_SLASH = /[^\s'"<>()[\]{},;`]*[\\/][^\s'"<>()[\]{},;`]*/g;
+const TOKEN_WITH_SLASH = /(?<![^\s'"<>()[\]{},;`])[^\s'"<>()[\]{},;`]*[\\/][^\s'"<>()[\]{},;`]*/g;
 /** Short slash words that are not paths. */
 const SLASH_WORDS = /^(?:n\/a|i\/o|and\/or|it\/s|s\/it|w\/|w\/o|[\d./:%]+|<url>|\/)$/i;
 
@@ -61,14 +62,18 @@ function mixedToken(s: string): boolean {
   return /\d/.test(s) && /[A-Za-z]/.test(s);
 }
 
-const SECRET_WORD = /key|token|secret|pass|pwd|auth|cookie|session/i;
+const SECRET_WORD = /key|token|secret|pass|pwd|auth|cookie|session|bearer/i;
 const DIGIT_DOT_DIGIT = /\d\.\d/;
 const DIGIT_DOT_DIGIT_DOT = /\d\.\d+\.\d/;
 /** Cheap pre-check for HOST: a known TLD after a dot, a host:port, or localhost. */
-const HOST_HINT =
-  /\.(?:com|org|net|io|ai|co|dev|app|cloud|xyz|info|biz|us|uk|de|cn|jp|ru|fr|eu|tv|gg|run|host|local|internal|lan|site|online|tech|chat|space|pro|studio|ml|gpu|proxy)\b|[a-z0-9-]:\d{2,5}\b|localhost/i;
-/** Characters that can start a path, URL, e-mail, host:port, markup or key=value secret. */
-const RISKY_CHAR = /[/\\@:<=]/;
+const TLD_HINT = /\.(?:com|org|net|io|ai|co|dev|app|cloud|xyz|info|biz|us|uk|de|cn|jp|ru|fr|eu|tv|gg|run|host|local|internal|lan|site|online|tech|chat|space|pro|studio|ml|gpu|proxy)\b/i;
+const PORT_HINT = /:\d{2,5}\b/;
+/** Cheap pre-check for HOST: a known TLD after a dot, a host:port, or localhost. */
+function hostHint(s: string): boolean {
+  return (s.includes('.') && TLD_HINT.test(s)) || (s.includes(':') && PORT_HINT.test(s)) || /localhost/i.test(s);
+}
+/** Characters that can start a path, URL, e-mail, host:port, markup or key=value secret (a colon only before a digit or separator). */
+const RISKY_CHAR = /[/\\@<=]|:\d|:[/\\]/;
 /** Plain words only: nothing that could be a path, URL, host, IP or token (the common case, kept cheap). */
 const PLAIN = /^[A-Za-z0-9_ #()[\]+,'"!?-]{0,31}$/;
 
@@ -99,7 +104,7 @@ export function scrubText(text: string): string {
   if (DIGIT_DOT_DIGIT.test(s)) s = s.replace(IPV4, '<ip>');
   if (slash) s = s.replace(TOKEN_WITH_SLASH, (m) => (looksLikePath(m) ? '<path>' : m));
   if (longRun && hasLongRun(s, 40)) s = s.replace(LONG_B64, (m) => (mixedToken(m) ? '<redacted>' : m));
-  if (HOST_HINT.test(s)) s = s.replace(HOST, '<host>');
+  if (hostHint(s)) s = s.replace(HOST, '<host>');
   if (s.includes('<path>')) s = s.replace(/(?:<path>[\s\\/]*){2,}/g, '<path> ');
   if (s.includes('\n')) s = s.replace(/[ \t]+\n/g, '\n').replace(/\n{3,}/g, '\n\n');
   return s.trim();
@@ -111,11 +116,13 @@ const PLACEHOLDER = /<(?:path|url|host|ip|email|redacted)>/g;
 export function safeDetail(text: string | undefined, max = 160): string {
   if (!text) return '';
   if (text.length <= max && PLAIN.test(text)) return text.trim();
-  // Names like "model v1.5 (fp16).safetensors" or "FLUX 1.1 [pro]": nothing to scrub, skip the passes.
-  if (text.length <= max && !text.includes('\n') && !RISKY_CHAR.test(text) && !HOST_HINT.test(text) && !DIGIT_DOT_DIGIT_DOT.test(text) && !hasLongRun(text, 19)) {
-    return text.trim();
+  const first = firstLine(text, max + 40);
+  // Lines like "RuntimeError: CUDA error: misaligned address" or "FLUX 1.1 [pro]": nothing to scrub, skip the passes.
+  if (first.length <= max && !RISKY_CHAR.test(first) && !SECRET_WORD.test(first) && !hostHint(first) && !DIGIT_DOT_DIGIT_DOT.test(first) && !hasLongRun(first, 19) && !/\bat\s/.test(first)) {
+    return first;
   }
-  const line = firstLine(scrubText(firstLine(text, 2 * max)), max);
+  // A path cut at the end is still recognised as a path: scrubbing a little more than we show is enough.
+  const line = firstLine(scrubText(first), max);
   // Nothing but placeholders and punctuation left: say nothing rather than "<path>".
   if (line.includes('<') && line.replace(PLACEHOLDER, '').replace(/[\s:;,.'"()-]/g, '') === '') return '';
   return line;
