@@ -12,7 +12,7 @@ interface OpenApiDoc {
   components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
 }
 
-const NOT_API = (url: string) => url.startsWith('/docs') || url === '/api/openapi.json' || url === '/' || /\.(js|css|html)$/.test(url) || url === '/index.html';
+const NOT_API = (url: string) => url.startsWith('/docs') || url === '/api/openapi.json' || url === '/' || /\.(js|css|html|svg)$/.test(url);
 
 let guard: FakeGuard;
 let app: ReturnType<typeof buildApp>;
