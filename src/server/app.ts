@@ -30,7 +30,7 @@ export interface AppOptions {
   metrics?: MetricsSource;
   /** Largest accepted request body in bytes. @default 10 MiB */
   bodyLimit?: number;
-  /** Fastify logger: false, true or pino options. @default false */
+  /** Fastify logger: false, true, pino options, or a pino logger instance. @default false */
   logger?: boolean | object;
   /** @default systemClock */
   clock?: Clock;
@@ -51,6 +51,15 @@ function packageVersion(): string {
   } catch {
     return '0.0.0';
   }
+}
+
+/** Fastify 5 takes a ready logger as `loggerInstance` and only options as `logger`. */
+function loggerOption(logger: AppOptions['logger']): Pick<FastifyServerOptions, 'logger' | 'loggerInstance'> {
+  const l = logger as { info?: unknown; child?: unknown } | undefined;
+  if (l && typeof l === 'object' && typeof l.info === 'function' && typeof l.child === 'function') {
+    return { loggerInstance: logger as FastifyServerOptions['loggerInstance'] };
+  }
+  return { logger: (logger ?? false) as FastifyServerOptions['logger'] };
 }
 
 function positive(name: string, v: number | undefined, dflt: number): number {
@@ -76,7 +85,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   };
 
   const app = Fastify({
-    logger: (opts.logger ?? false) as FastifyServerOptions['logger'],
+    ...loggerOption(opts.logger),
     bodyLimit,
     // Long-lived SSE streams and sockets are ended by our preClose hook; idle keep-alives by Fastify.
     forceCloseConnections: 'idle',

@@ -303,13 +303,30 @@ export const ComfyHealthSchema = z.object({
 
 // ---- outputs -------------------------------------------------------------------------------------
 
+/** True for a relative path that stays inside its folder (no `..` segment, not absolute). */
+export function isContainedPath(p: string): boolean {
+  return !p.startsWith('/') && !p.startsWith('\\') && !/^[a-zA-Z]:/.test(p) && !p.split(/[\\/]/).includes('..');
+}
+
+const containedPath = (max: number) => z.string().max(max).refine(isContainedPath, { message: 'must be a relative path without ".." segments' });
+
+/** ComfyUI's file folders, as `/view` takes them. */
+export const OutputTypeSchema = z.enum(['output', 'temp', 'input']);
+
 export const OutputParamsSchema = z.object({
   server: z.string().min(1),
-  type: z.string().min(1).max(50),
-  filename: z.string().min(1).max(1024),
+  type: OutputTypeSchema,
+  filename: containedPath(1024).pipe(z.string().min(1)),
 });
 
-export const OutputQuerySchema = z.looseObject({ subfolder: z.string().max(1024).optional() });
+export const OutputQuerySchema = z.looseObject({ subfolder: containedPath(1024).optional() });
+
+/** The query of ComfyUI's `GET /view`. */
+export const ViewQuerySchema = z.looseObject({
+  filename: containedPath(1024).pipe(z.string().min(1)),
+  subfolder: containedPath(1024).optional(),
+  type: OutputTypeSchema.optional(),
+});
 
 // ---- errors --------------------------------------------------------------------------------------
 

@@ -169,6 +169,15 @@ describe('queries and ids', () => {
     await expectError(await postJson(`${server.url}/api/jobs/${id}/retry`, { forced: true }), 400, 'VALIDATION_ERROR', 'forced');
   });
 
+  it('refuses output paths that leave their folder and unknown folder types', async () => {
+    await expectError(await fetch(`${server.url}/api/outputs/nowhere/output/..%2F..%2Fetc%2Fpasswd`), 400, 'VALIDATION_ERROR', 'filename');
+    await expectError(await fetch(`${server.url}/api/outputs/nowhere/secrets/a.png`), 400, 'VALIDATION_ERROR', 'type');
+    await expectError(await fetch(`${server.url}/api/outputs/nowhere/output/a.png?subfolder=../../x`), 400, 'VALIDATION_ERROR', 'subfolder');
+    const view = await fetch(`${server.url}/comfy/view?filename=../../etc/passwd&type=output`);
+    expect(view.status).toBe(400);
+    expect(((await view.json()) as { error: { type: string; details: string } }).error).toMatchObject({ type: 'validation_error', details: 'filename' });
+  });
+
   it('answers 404 for an output of an unknown server and for unknown routes', async () => {
     await expectError(await fetch(`${server.url}/api/outputs/ghost/output/a.png`), 404, 'NOT_FOUND');
     await expectError(await fetch(`${server.url}/api/nothing-here`), 404, 'NOT_FOUND');

@@ -19,7 +19,7 @@ import { withZod, type ServiceContext } from '../context.js';
 import { isUiFormatWorkflow } from '../routes/jobs.js';
 import { sendBytes } from '../routes/outputs.js';
 import { CompatRegistry } from './registry.js';
-import { queryNumber } from '../schemas.js';
+import { queryNumber, ViewQuerySchema } from '../schemas.js';
 import { historyEntry, queueItem } from './shapes.js';
 import { ComfySocketHub } from './socket-hub.js';
 import { getFromUpstream } from './upstream.js';
@@ -61,7 +61,6 @@ const PromptBody = z.looseObject({
 const QueueBody = z.looseObject({ delete: z.array(z.union([z.string(), z.number()])).optional(), clear: z.boolean().optional() });
 const InterruptBody = z.looseObject({ prompt_id: z.string().optional() }).optional();
 const HistoryQuery = z.looseObject({ max_items: queryNumber({ int: true, min: 1, max: 1000 }).optional(), offset: queryNumber({ int: true, min: 0, max: 1_000_000 }).optional() });
-const ViewQuery = z.looseObject({ filename: z.string().min(1).max(1024), subfolder: z.string().max(1024).optional(), type: z.string().max(50).optional() });
 const anyJson = z.unknown();
 
 /** The compat endpoint's pieces, for `close()`. */
@@ -260,7 +259,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
 
   app.get(
     '/view',
-    { schema: { summary: 'An output file (ComfyUI GET /view), from the server that made it', tags: TAG, querystring: ViewQuery } },
+    { schema: { summary: 'An output file (ComfyUI GET /view), from the server that made it', tags: TAG, querystring: ViewQuerySchema } },
     async (req, reply) => {
       const file = { filename: req.query.filename, subfolder: req.query.subfolder ?? '', type: req.query.type ?? 'output' };
       const known = registry.serverOf(file);

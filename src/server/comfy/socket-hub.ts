@@ -20,6 +20,8 @@ interface JobTrack {
   lastNode: string | null;
 }
 
+const QUEUE_COUNT_TTL_MS = 250;
+
 type Outgoing = WsMessage | { type: 'feature_flags'; data: Record<string, unknown> };
 
 /** Routes guard events to ComfyUI clients' sockets in ComfyUI's message order. */
@@ -107,14 +109,22 @@ export class ComfySocketHub {
     this.#chains.clear();
   }
 
-  async #queueRemaining(): Promise<number> {
-    try {
-      const { byStatus } = await this.#guard.stats();
-      return (byStatus.queued ?? 0) + (byStatus.running ?? 0) + (byStatus.recovering ?? 0);
-    } catch {
-      return 0;
-    }
+  /**
+   * Jobs not yet finished, for `status` messages. Shared by concurrent callers and reused for
+   * QUEUE_COUNT_TTL_MS: under load every finished job would otherwise cost a store aggregate.
+   */
+  #queueRemaining(): Promise<number> {
+    const now = this.#clock.now();
+    if (this.#count && now - this.#count.at < QUEUE_COUNT_TTL_MS) return this.#count.value;
+    const value = this.#guard.stats().then(
+      ({ byStatus }) => (byStatus.queued ?? 0) + (byStatus.running ?? 0) + (byStatus.recovering ?? 0),
+      () => 0,
+    );
+    this.#count = { at: now, value };
+    return value;
   }
+
+  #count: { at: number; value: Promise<number> } | null = null;
 
   #status(n: number): WsMessage {
     return { type: 'status', data: { status: { exec_info: { queue_remaining: n } } } };
