@@ -31,3 +31,5 @@ export type { Dispatcher, JobHandler } from './queue/contract.js';
 export { ServerPool } from './pool/index.js';
 export { compileRetryPolicy, ServerBreaker, HealthChecker, DEFAULT_TIMEOUTS } from './resilience/index.js';
 export type { RetryOptions, RetryPolicy, BreakerOptions, BreakerState, HealthResult } from './resilience/index.js';
+export { classify, toComfyGuardError, ComfyGuardError, isComfyGuardError, compileRules, ClassifierRules, ClassifierRulesError, DEFAULT_RULES, ERROR_CODES, ERROR_CATEGORIES, ERROR_REGISTRY, isErrorCode } from './errors/index.js';
+export type { Classification, ClassifiedNodeError, ClassifyOptions, Evidence, EvidenceKind, ErrorCode, ErrorCategory, ErrorCodeInfo, RuleSpec, RuleWhen, RulesConfig, ComfyGuardErrorJSON } from './errors/index.js';
