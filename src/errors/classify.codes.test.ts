@@ -44,6 +44,10 @@ const CASES: Record<ErrorCode, Case[]> = {
     ['WebSocket 1006', { kind: 'ws_close', code: 1006, reason: '' }],
     ['WebSocket going away', { kind: 'ws_close', code: 1001, reason: 'server shutting down' }],
     ['TLS certificate', { kind: 'transport', code: 'CERT_HAS_EXPIRED', message: 'certificate has expired' }],
+    ['bare Killed line from the shell', text('Loading 1 new model\nKilled', 'log')],
+    ['WebSocket connect failed', text('WebSocket connection to ws://127.0.0.1:8188/ws?clientId=abc failed', 'client_side')],
+    ['Windows reset', text('ConnectionResetError: [WinError 10054] An existing connection was forcibly closed by the remote host', 'client_side')],
+    ['websocket-client lost', text('websocket._exceptions.WebSocketConnectionClosedException: Connection to remote host was lost.', 'client_side')],
   ],
   COMFYUI_TIMEOUT: [
     ['AbortSignal.timeout', { kind: 'thrown', error: new DOMException('The operation was aborted due to timeout', 'TimeoutError') }],
@@ -53,6 +57,8 @@ const CASES: Record<ErrorCode, Case[]> = {
     ['our queue-wait timeout', { kind: 'timeout', phase: 'queue', ms: 60_000 }],
     ['undici body timeout', { kind: 'transport', code: 'UND_ERR_BODY_TIMEOUT', message: 'Body Timeout Error' }],
     ['HTTP 408', { kind: 'http', status: 408, bodyText: 'Request Timeout' }],
+    ['httpx read timeout', text('httpx.ReadTimeout: timed out', 'client_side')],
+    ['no answer within a bound', text('ComfyUI did not respond within 30 seconds', 'client_side')],
   ],
   COMFYUI_SERVER_ERROR: [
     ['proxy 502 page', { kind: 'http', status: 502, bodyText: '<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>' }],
@@ -75,6 +81,7 @@ const CASES: Record<ErrorCode, Case[]> = {
     ['a client watchdog', text('Watchdog: prompt 1234 made no progress for 600s; interrupting', 'client_side')],
     ['a stuck queue', text('Job appears to be stuck: queue_remaining=3 has not moved in 10 minutes', 'client_side')],
     ['never started', text('prompt accepted but never started (execution_start not received within 120000 ms)', 'client_side')],
+    ['waited for the start', text('Job timed out waiting for execution to start', 'client_side')],
   ],
   COMFYUI_INTERRUPTED: [
     ['interrupted by someone else', { kind: 'interrupted', data: { prompt_id: 'p', node_id: '12', node_type: 'ImageBlur' }, byOwner: false }],
@@ -105,12 +112,16 @@ const CASES: Record<ErrorCode, Case[]> = {
     ['hub offline and not cached', text('huggingface_hub.errors.LocalEntryNotFoundError: Cannot find an appropriate cached snapshot folder for the specified revision on the local disk and outgoing traffic has been disabled.', 'execution_error')],
     ['unet not in list (log)', text("Failed to validate prompt for output 9:\n* UNETLoader 12:\n  - Value not in list: unet_name: 'flux1-dev.sft' not in []\nOutput will be ignored", 'log')],
     ['text encoder not in list', text("- Value not in list: clip_name1: 't5xxl_fp16.safetensors' not in ['clip_l.safetensors']", 'http_response')],
+    ['a loader says its model is missing', text('Error occurred when executing IPAdapterUnifiedLoader:\n\nClipVision model not found.', 'execution_error')],
+    ['onnx model file missing', text("!!! Exception during processing !!! [Errno 2] No such file or directory: '/ComfyUI/models/insightface/inswapper_128.onnx'", 'log')],
   ],
   COMFYUI_MISSING_NODE: [
     ['unknown class_type', validation({ type: 'invalid_prompt', message: 'Cannot execute because node ReActorFaceSwap does not exist.', details: "Node ID '#14'" })],
     ['post-2026 missing_node_type', validation({ type: 'missing_node_type', message: "Node 'KSamplerAdvancedX' not found. The custom node may not be installed.", details: "Node ID '#3'", extra_info: { node_id: '3', class_type: 'KSamplerAdvancedX' } })],
     ['frontend dialog', text('Missing Node Types: When loading the graph, the following node types were not found:\nIPAdapterApply\nPrepImageForClipVision', 'client_side')],
     ['unknown node type', text('Unknown node type: WAS_Image_Blend', 'client_side')],
+    ['node type not found', text('Node type not found: SUPIR_Upscale', 'client_side')],
+    ['custom nodes not installed', text("This workflow uses custom nodes you haven't installed yet.", 'client_side')],
   ],
   COMFYUI_DEPENDENCY_ERROR: [
     ['missing module', execErr('ModuleNotFoundError', "No module named 'insightface'", 'ReActorFaceSwap')],
@@ -121,6 +132,8 @@ const CASES: Record<ErrorCode, Case[]> = {
     ['inductor failed', text("torch._dynamo.exc.BackendCompilerFailed: backend='inductor' raised:\nCompilationError: at 1:0", 'execution_error')],
     ['shared library missing', text('OSError: libcudart.so.12: cannot open shared object file: No such file or directory', 'log')],
     ['node and core version skew', execErr('TypeError', "sample() got an unexpected keyword argument 'denoise_mask'", 'KSamplerAdvanced')],
+    ['torch DLL missing', text("FileNotFoundError: Could not find module 'C:\\ComfyUI\\python_embeded\\Lib\\site-packages\\torch\\lib\\c10.dll' (or one of its dependencies).", 'log')],
+    ['operator missing on Apple MPS', execErr('NotImplementedError', "The operator 'aten::upsample_bicubic2d.out' is not currently implemented for the MPS device.", 'ImageScale')],
   ],
   COMFYUI_GPU_FAULT: [
     ['launch failure', execErr('RuntimeError', 'CUDA error: unspecified launch failure')],
@@ -144,6 +157,7 @@ const CASES: Record<ErrorCode, Case[]> = {
     ['ffmpeg pipe broke in a video node', execErr('BrokenPipeError', '[Errno 32] Broken pipe', 'VHS_VideoCombine')],
     ['output file gone', { kind: 'http', status: 404, method: 'GET', path: '/view' }],
     ['nothing returned', text('No images were returned by the workflow', 'client_side')],
+    ['saving failed in words', execErr('Exception', 'Failed to save image to disk', 'SaveImageExtended')],
   ],
   COMFYUI_INVALID_PARAMETERS: [
     [
@@ -183,6 +197,8 @@ const CASES: Record<ErrorCode, Case[]> = {
     ['dependency cycle', execErr('graph.DependencyCycleError', 'Dependency cycle detected', 'Reroute')],
     ['wrong ControlNet architecture', text('RuntimeError: Error(s) in loading state_dict for ControlNet:\n\tsize mismatch for input_blocks.1.0.weight', 'python_exception')],
     ['legacy no-prompt body', { kind: 'validation', body: { error: 'no prompt', node_errors: [] } }],
+    ['latent of the wrong size', execErr('RuntimeError', "shape '[1, 4, 64, 64]' is invalid for input of size 16384")],
+    ['UI-format workflow sent', text('Invalid workflow: expected API format JSON', 'client_side')],
     ['node without class_type', validation({ type: 'invalid_prompt', message: 'Cannot execute because a node is missing the class_type property.', details: "Node ID '#last_link_id'" })],
   ],
   COMFYUI_AUTH_ERROR: [
@@ -190,6 +206,7 @@ const CASES: Record<ErrorCode, Case[]> = {
     ['WebSocket policy close', { kind: 'ws_close', code: 1008, reason: 'forbidden' }],
     ['bad key in a node', execErr('openai.AuthenticationError', "Error code: 401 - {'error': {'message': 'Incorrect API key provided'}}", 'OpenAIChat')],
     ['origin check', text('WARNING: request with non matching host and origin 127.0.0.1:8188 != localhost:3000, returning 403', 'log')],
+    ['out of credits', execErr('Exception', 'Your credit balance is too low to access the API.', 'ClaudeNode')],
     ['gated model repo', text('huggingface_hub.errors.GatedRepoError: 401 Client Error. Cannot access gated repo for url https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/ae.safetensors', 'execution_error')],
   ],
   COMFYUI_DISK_FULL: [

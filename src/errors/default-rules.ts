@@ -139,7 +139,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_CONNECTION_ERROR',
     when: {
       message: [
-        rx(/\bKilled\s+(?:process\b|python|\S*main\.py)|\bOOMKilled\b|oom[-_ ]kill(?:er|ed)?\b|SIGKILL|exit(?:ed)? (?:with )?(?:code|status):? 13[79]\b|exit code:? 13[79]\b/),
+        rx(/^\s*Killed\s*$|\bKilled\s+(?:process\b|python|\S*main\.py)|\bOOMKilled\b|oom[-_ ]kill(?:er|ed)?\b|SIGKILL|exit(?:ed)? (?:with )?(?:code|status):? 13[79]\b|exit code:? 13[79]\b/),
         rx(/Segmentation fault|SIGSEGV|core dumped|Fatal Python error|Windows fatal exception|unexpectedly exited|exited unexpectedly|process (?:has )?(?:died|crashed)|server (?:process )?crashed/),
       ],
     },
@@ -175,7 +175,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     when: {
       message: [
         rx(/no kernel image is available|operation not supported|CUBLAS_STATUS_(?:NOT_SUPPORTED|NOT_INITIALIZED|ARCH_MISMATCH)|CUDNN_STATUS_(?:NOT_INITIALIZED|NOT_SUPPORTED|ARCH_MISMATCH|VERSION_MISMATCH)|not compiled with (?:CUDA|ROCm|MPS|XPU)|invalid device function|invalid device ordinal|hipErrorNoBinaryForGpu/),
-        rx(/is not compatible with the current PyTorch installation|CUDA driver version is insufficient|Found no NVIDIA driver|No CUDA GPUs are available|no CUDA-capable device|incorrectly set up environment|cudaErrorNoDevice|cudaErrorInsufficientDriver|xformers? (?:wasn't|was not) built|No operator found for `?memory_efficient_attention|No CUDA runtime is found/),
+        rx(/is not compatible with the current PyTorch installation|CUDA driver version is insufficient|Found no NVIDIA driver|No CUDA GPUs are available|no CUDA-capable device|incorrectly set up environment|cudaErrorNoDevice|cudaErrorInsufficientDriver|xformers? (?:wasn't|was not) built|No operator found for `?memory_efficient_attention|No CUDA runtime is found|is not (?:currently )?implemented for the \w+ device|Could not run 'aten::[^'\n]+' with arguments from the '\w+' backend/),
       ],
     },
   },
@@ -201,7 +201,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_DEPENDENCY_ERROR',
     when: {
       message: [
-        rx(/ModuleNotFoundError|No module named|\bImportError\b|cannot import name|DLL load failed|undefined symbol|cannot open shared object file|WinError 126|\.dll" or one of its dependencies/),
+        rx(/ModuleNotFoundError|No module named|\bImportError\b|cannot import name|DLL load failed|undefined symbol|cannot open shared object file|WinError 126|\.dll["']? \(?or one of its dependencies|Could not find module '[^'\n]*\.(?:dll|so|pyd)'/),
         rx(/compiled using NumPy 1\.x|numpy\.core\.multiarray failed|Numpy is not available|module '[\w.]+' has no attribute|Exception when validating (?:inner )?node: name '[^'\n]+' is not defined|got an unexpected keyword argument/),
         rx(/triton\.\w|No module named 'triton'|triton (?:is )?not (?:installed|available)|torch\._inductor|InductorError|BackendCompilerFailed|torch\._dynamo|Error building extension|nvcc fatal|Microsoft Visual C\+\+ [\d.]+ or greater is required/),
       ],
@@ -222,7 +222,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
         rx(/Model in folder '[^'\n]*' with filename '[^'\n]*' not found/),
         `No such file or directory[^\\n]{0,300}(?:${MODEL_EXT}\\b|[\\\\/]models[\\\\/])`,
         `${MODEL_EXT}'?:? No such file or directory`,
-        rx(/\b(?:checkpoint|ckpt|lora|vae|unet|weights?)(?: file)?\b[^\n]{0,80}\b(?:was |is )?not found|model file[^\n]{0,80}not found|\bmodel(?:s)? not found in (?:the )?(?:folder|directory|list)/),
+        rx(/\b(?:checkpoint|ckpt|lora|vae|unet|weights?)(?: file)?\b[^\n]{0,80}\b(?:was |is )?not found|model file[^\n]{0,80}not found|\bmodels? (?:file )?(?:was |is )?not found|could not find (?:the )?(?:model|checkpoint|lora|weights?)\b/),
       ],
     },
   },
@@ -247,7 +247,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
   {
     id: 'workflow.ui-format',
     code: 'COMFYUI_WORKFLOW_ERROR',
-    when: { message: [rx(/last_node_id|last_link_id|KeyError[^\n]{0,60}'(?:nodes|links|prompt|last_node_id|class_type|inputs)'|workflow (?:is )?in (?:the )?UI format|not (?:in )?(?:the )?API format/)] },
+    when: { message: [rx(/last_node_id|last_link_id|KeyError[^\n]{0,60}'(?:nodes|links|prompt|last_node_id|class_type|inputs)'|workflow (?:is )?in (?:the )?UI format|not (?:in )?(?:the )?API format|expected (?:the |an )?API[- ]format|API format (?:is )?required/)] },
   },
   {
     id: 'workflow.ui-format-500',
@@ -265,7 +265,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_MISSING_NODE',
     when: {
       message: [
-        rx(/Cannot execute because (?:a )?node [^\n]{1,200}? does not exist|node types? (?:were|was) not found|Missing Node Types?|missing_node_type|unsupported node|Unknown node type|Node (?:type |class )?'[^'\n]+' (?:is )?(?:not found|does not exist|not registered)|node class[^\n]{0,40}not (?:found|registered)/),
+        rx(/Cannot execute because (?:a )?node [^\n]{1,200}? does not exist|node types? (?:were|was) not found|Missing Node Types?|missing_node_type|unsupported node|Unknown node type|Node (?:type |class )?'[^'\n]+' (?:is )?(?:not found|does not exist|not registered)|node class[^\n]{0,40}not (?:found|registered)|\bnode (?:type|class)s? (?:is |was |were )?not found|custom nodes? (?:you )?(?:haven't|have not|are not|is not) (?:been )?installed/),
       ],
     },
   },
@@ -299,7 +299,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_WORKFLOW_ERROR',
     when: {
       message: [
-        rx(/shapes cannot be multiplied|size mismatch for|Given groups=\d+|to have \d+ channels, but got \d+ channels|The size of tensor a \(\d+\) must match the size of tensor b|Sizes of tensors must match|Error\(s\) in loading state_dict|Could not detect model type/),
+        rx(/shapes cannot be multiplied|size mismatch for|Given groups=\d+|to have \d+ channels, but got \d+ channels|The size of tensor a \(\d+\) must match the size of tensor b|Sizes of tensors must match|must match the existing size|shape '\[[\d, -]+\]' is invalid for input of size|Error\(s\) in loading state_dict|Could not detect model type/),
       ],
     },
   },
@@ -340,7 +340,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_OUTPUT_ERROR',
     when: {
       message: [
-        rx(/does not exist in the specified output folder|no (?:new )?(?:images|outputs?|files?|videos?|results?) (?:were |was )?(?:generated|produced|returned|saved|created)|produced no (?:outputs?|images?|files?)|did not produce any|output (?:file|image)s? (?:was |were )?not found/),
+        rx(/does not exist in the specified output folder|no (?:new )?(?:images|outputs?|files?|videos?|results?) (?:were |was )?(?:generated|produced|returned|saved|created)|produced no (?:outputs?|images?|files?)|did not produce any|output (?:file|image)s? (?:was |were )?not found|(?:failed to|could not|unable to|cannot) save (?:the )?(?:outputs?|images?|videos?|files?|results?)\b/),
       ],
     },
   },
@@ -356,7 +356,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_STALLED',
     when: {
       message: [
-        rx(/\bstall(?:ed|ing|s)?\b|stopped without a known outcome|(?:has|have) not (?:advanced|progressed|moved)|no progress (?:for|in|since)|stopped making progress|(?:failed|did not|didn't) (?:to )?start (?:within|in time)|never started|blocking new generations|appears? (?:to be )?(?:stuck|hung|frozen)|(?:is|got|seems) stuck|queue (?:is )?not moving/),
+        rx(/\bstall(?:ed|ing|s)?\b|stopped without a known outcome|(?:has|have) not (?:advanced|progressed|moved)|no progress (?:for|in|since)|stopped making progress|(?:failed|did not|didn't) (?:to )?start (?:within|in time)|never started|waiting for (?:the )?(?:job|prompt|execution|generation) to start|blocking new generations|appears? (?:to be )?(?:stuck|hung|frozen)|(?:is|got|seems) stuck|queue (?:is )?not moving/),
       ],
     },
   },
@@ -384,7 +384,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     when: {
       message: [
         rx(/Unauthori[sz]ed|\b403\b[^\n]{0,20}Forbidden|\b(?:HTTP|status|response|code)[ :]*40[137]\b|\bForbidden\b|Handshake status 40[13]|bad HTTP response '?40[13]|Please log ?in|log ?in (?:first|required)|not logged in|not authori[sz]ed|authentication (?:failed|required|error)|AuthenticationError|PermissionDeniedError|invalid[_ ](?:api[ _-]?key|token|credentials)|incorrect api[ _-]?key|api[ _-]?key (?:is )?(?:missing|invalid|required|not (?:set|provided|found|valid))|missing (?:api[ _-]?key|credentials|token|Authorization)/),
-        rx(/problem with your account|account (?:is )?(?:suspended|disabled|banned|locked|not found)|insufficient (?:credits|balance|funds)|Payment Required|\b402\b|billing|GatedRepoError|gated repo|token (?:has )?expired|non matching host and origin|Access denied/),
+        rx(/problem with your account|account (?:is )?(?:suspended|disabled|banned|locked|not found)|insufficient (?:credits|balance|funds)|insufficient_quota|credit balance is too low|not enough credits|out of credits|Payment Required|\b402\b|billing|GatedRepoError|gated repo|token (?:has )?expired|non matching host and origin|Access denied/),
       ],
     },
   },
@@ -393,7 +393,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     id: 'interrupted.text',
     code: 'COMFYUI_INTERRUPTED',
     when: {
-      message: [rx(/Processing interrupted|InterruptProcessingException|execution_interrupted|interrupted by (?:the )?user|(?:stopped|cancell?ed|aborted) by (?:the )?user|user (?:interrupt|cancel)(?:ed|led)?\b/)],
+      message: [rx(/Processing interrupted|InterruptProcessingException|execution_interrupted|interrupted by (?:the )?user|(?:stopped|cancell?ed|aborted) by (?:the )?user|user (?:interrupt|cancel)(?:ed|led)?\b|\b(?:prompt|job|execution|generation|workflow|run) (?:was |has been )?(?:interrupted|cancell?ed)\b/)],
     },
   },
   { id: 'workflow.invalid-prompt', code: 'COMFYUI_WORKFLOW_ERROR', when: { validationType: ['invalid_prompt', 'legacy'] } },
@@ -443,7 +443,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     when: {
       message: [
         rx(/ECONNREFUSED|ECONNRESET|ECONNABORTED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|\bEPIPE\b|socket hang up|Connection ?refused|connection (?:was )?reset|Connection ?aborted|Connection broken|ConnectionError|ConnectionResetError|ConnectionClosed|NewConnectionError|Failed to establish a new connection|actively refused|WinError 1006[14]|Errno 111\b|Errno 104\b|RemoteDisconnected|Remote end closed|IncompleteRead|ChunkedEncodingError/),
-        rx(/no close frame|without completing the close handshake|abnormal closure|\b1006\b|UND_ERR_SOCKET|other side closed|fetch failed|getaddrinfo|Name or service not known|nodename nor servname|Temporary failure in name resolution|(?:not |un)reachable|could not (?:connect|reach)|couldn't (?:connect|reach)|cannot (?:connect|reach)|can't (?:connect|reach)|unable to (?:connect|reach)|failed to (?:connect|reach)|not running (?:on|at)|ComfyUI (?:is )?not running|closing transport|Failed to proxy|ended abruptly|context canceled|connection (?:was )?(?:closed|lost|dropped)|\bdisconnected\b|certificate|SSLError|TLS handshake/),
+        rx(/no close frame|without completing the close handshake|abnormal closure|\b1006\b|UND_ERR_SOCKET|other side closed|fetch failed|getaddrinfo|Name or service not known|nodename nor servname|Temporary failure in name resolution|(?:not |un)reachable|could not (?:connect|reach)|couldn't (?:connect|reach)|cannot (?:connect|reach)|can't (?:connect|reach)|unable to (?:connect|reach)|failed to (?:connect|reach)|not running (?:on|at)|ComfyUI (?:is )?not running|closing transport|Failed to proxy|ended abruptly|context canceled|connection (?:was )?(?:closed|lost|dropped)|connection to [^\n]{1,60} (?:was )?lost|(?:WebSocket |ws )?connection (?:to \S{1,200} )?failed|\bdisconnected\b|certificate|SSLError|TLS handshake/),
       ],
     },
   },
