@@ -96,6 +96,10 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
     });
     req.on('end', () => resolve(over ? { tooLarge: size } : Buffer.concat(chunks)));
     req.on('error', reject);
+    // A socket destroyed mid-body (crash, reset) never emits 'end'.
+    req.on('close', () => {
+      if (!req.complete) reject(new Error('request closed before its body was read'));
+    });
   });
 }
 

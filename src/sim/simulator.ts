@@ -401,7 +401,8 @@ export class SimulatorServer implements Simulator, AdminTarget {
     res.on('finish', () => this.busySockets.delete(socket));
 
     if (rawPath === '/_sim' || rawPath.startsWith('/_sim/')) {
-      const body = await readBody(req, 16 * 2 ** 20);
+      const body = await readBody(req, 16 * 2 ** 20).catch(() => undefined);
+      if (body === undefined) return;
       if (!Buffer.isBuffer(body)) return writeResponse(res, textResponse(413, 'admin body too large'));
       const r = handleAdmin(this, { method, path: rawPath, rawPath, query: url.searchParams, headers: req.headers, body });
       writeResponse(res, r, method === 'HEAD');
@@ -431,8 +432,8 @@ export class SimulatorServer implements Simulator, AdminTarget {
     }
     const reset = this.faults.roll('reset', method, path);
 
-    const body = await readBody(req, this.opts.maxUploadSize);
-    if (signal.aborted) return;
+    const body = await readBody(req, this.opts.maxUploadSize).catch(() => undefined);
+    if (body === undefined || signal.aborted) return;
     let response: SimResponse;
     if (!Buffer.isBuffer(body)) {
       response = { ...textResponse(413, `Maximum request body size ${this.opts.maxUploadSize} exceeded, actual body size ${body.tooLarge}`), close: true };
