@@ -167,7 +167,7 @@ function setting<K extends SettingKey>(s: Setting<K>): Setting<K> {
 export const SETTINGS = [
   setting({ key: 'servers', flag: '--server <url>', env: 'COMFYUI_URL', help: 'ComfyUI server URL; repeat the flag (or comma-separate the variable) for several', default: [], defaultText: '(required)', parse: urlList, repeatable: true }),
   setting({ key: 'store', flag: '--store <url>', env: 'COMFYGUARD_STORE', help: 'job store: memory:, sqlite:<file>, postgres://…, redis://…', default: 'sqlite:./data/comfyguard.db', parse: storeUrl }),
-  setting({ key: 'queue', flag: '--queue <memory|redis-url>', env: 'COMFYGUARD_QUEUE', help: 'dispatch: in-process, or BullMQ on Redis to share work between processes', default: 'memory', parse: queueUrl }),
+  setting({ key: 'queue', flag: '--queue <memory|redis-url>', env: 'COMFYGUARD_QUEUE', help: 'dispatch: in-process, or BullMQ on Redis to share work between processes (?queue=NAME&prefix=P)', default: 'memory', parse: queueUrl }),
   setting({ key: 'host', flag: '--host <addr>', env: 'COMFYGUARD_HOST', help: 'address to listen on (anything but loopback needs an API key)', default: '127.0.0.1', parse: text }),
   setting({ key: 'port', flag: '--port <n>', env: 'COMFYGUARD_PORT', help: 'port to listen on (0 = any free port)', default: 8080, parse: integer(0, 65_535) }),
   setting({ key: 'apiKey', flag: '--api-key <key>', env: 'COMFYGUARD_API_KEY', help: 'require "Authorization: Bearer <key>" on the API', default: undefined, defaultText: '(none)', parse: optionalText, secret: true }),

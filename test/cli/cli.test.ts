@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { txt2img } from '../../src/cli/demo/samples.js';
 import { SETTINGS } from '../../src/cli/config.js';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
+import { deleteQueueKeys, REDIS_URL, requireRedis, TEST_PREFIX, uniqueQueueName } from '../queue/redis.js';
 import { CliProcess, ensureBuilt, runCli } from './binary.js';
 
 let dir: string;
@@ -209,6 +210,32 @@ describe('comfyguard serve', () => {
     expect(metrics).toContain('comfyguard_jobs{status=');
     p.child.kill('SIGTERM');
     expect(await p.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('dispatches through BullMQ on Redis with --queue, and fails clearly when Redis is down', async () => {
+    await requireRedis();
+    const s = await sim();
+    const queueName = uniqueQueueName();
+    const queue = `${REDIS_URL}?queue=${queueName}&prefix=${TEST_PREFIX}`;
+    const p = new CliProcess(['serve', '--server', s.url, '--port', '0', '--store', 'memory:', '--queue', queue]);
+    procs.push(p);
+    try {
+      const url = (await p.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+      const wf = JSON.parse(await readFile(await workflowFile('serve-bullmq.json'), 'utf8')) as unknown;
+      const res = await fetch(`${url}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ workflow: wf }) });
+      const { id } = (await res.json()) as { id: string };
+      await expect
+        .poll(async () => ((await (await fetch(`${url}/api/jobs/${id}`)).json()) as { status: string }).status, { timeout: 60_000, interval: 50 })
+        .toBe('completed');
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      await deleteQueueKeys(queueName);
+    }
+
+    const down = await runCli(['serve', '--server', s.url, '--port', '0', '--store', 'memory:', '--queue', `redis://127.0.0.1:${await closedPort()}`]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/Redis is not reachable at redis:\/\/127\.0\.0\.1:\d+/);
   });
 
   it('refuses to listen beyond loopback without an API key (exit 2)', async () => {

@@ -24,10 +24,23 @@ export function guardOptionsOf(cfg: Readonly<CliConfig>) {
     healthTtlMs: cfg.healthTtlMs,
     ...(cfg.concurrency !== undefined ? { concurrency: cfg.concurrency } : {}),
     ...(cfg.webhookSecret ? { webhookSecret: cfg.webhookSecret } : {}),
-    ...(cfg.queue !== 'memory'
-      ? { dispatcher: new BullMqDispatcher({ connection: cfg.queue, ...(cfg.concurrency !== undefined ? { concurrency: cfg.concurrency } : {}) }) }
-      : {}),
+    ...(cfg.queue !== 'memory' ? { dispatcher: bullmqFromUrl(cfg.queue, cfg.concurrency) } : {}),
   };
+}
+
+/** `redis://host:6379/0?queue=render&prefix=cg`: the queue name and key prefix ride on the URL. */
+export function bullmqFromUrl(url: string, concurrency: number | undefined): BullMqDispatcher {
+  const u = new URL(url);
+  const queueName = u.searchParams.get('queue') ?? undefined;
+  const prefix = u.searchParams.get('prefix') ?? undefined;
+  u.searchParams.delete('queue');
+  u.searchParams.delete('prefix');
+  return new BullMqDispatcher({
+    connection: u.toString(),
+    ...(queueName ? { queueName } : {}),
+    ...(prefix ? { prefix } : {}),
+    ...(concurrency !== undefined ? { concurrency } : {}),
+  });
 }
 
 /** Resolves on SIGINT/SIGTERM; a second signal exits at once with 130. */
