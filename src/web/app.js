@@ -103,19 +103,34 @@ async function openJob(id) {
     return;
   }
   $('detail-h').focus();
+  follow(id);
+}
+
+/** Follows the open job's events; if the stream drops before the job ends, follows it again. */
+function follow(id) {
   const ac = new AbortController();
   state.follow = ac;
+  let last = null;
+  let refused = false;
   followJob(
     id,
     ({ event, data }) => {
       if (state.openJob !== id) return;
-      if (event === 'state') showJob(data.job);
-      else if (event === 'progress') $('detail-progress').value = data.progress;
+      if (event === 'state') {
+        last = data.to;
+        showJob(data.job);
+      } else if (event === 'progress') $('detail-progress').value = data.progress;
     },
     ac.signal,
-  ).catch((err) => {
-    if (!ac.signal.aborted) failed(err);
-  });
+  )
+    .catch((err) => {
+      if (ac.signal.aborted) return;
+      refused = err && err.status >= 400 && err.status < 500;
+      failed(err);
+    })
+    .finally(() => {
+      if (!ac.signal.aborted && !refused && state.openJob === id && !TERMINAL.has(last)) setTimeout(() => state.openJob === id && state.follow === ac && follow(id), 2000);
+    });
 }
 
 function closeJob() {
