@@ -41,6 +41,8 @@ interface JobSeen {
   resolvedSteps: Set<number>;
   /** Recovery events seen (retries attempted) since the last terminal state. */
   retries: number;
+  /** Recovery steps already counted as started (a repeated event is counted once). */
+  startedSteps: Set<string>;
   lastTerminalAt: number | null;
 }
 
@@ -172,7 +174,7 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
   const seenOf = (id: string): JobSeen => {
     let s = seen.get(id);
     if (!s) {
-      s = { attempts: 0, failedAttempts: new Set(), resolvedSteps: new Set(), retries: 0, lastTerminalAt: null };
+      s = { attempts: 0, failedAttempts: new Set(), resolvedSteps: new Set(), retries: 0, startedSteps: new Set(), lastTerminalAt: null };
       seen.set(id, s);
       if (seen.size > MAX_TRACKED_JOBS) {
         const oldest = seen.keys().next().value;
@@ -218,7 +220,11 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
   const onEvent = (e: JobEvent): void => {
     if (e.type === 'state') onState(e.job);
     else if (e.type === 'recovery') {
-      seenOf(e.jobId).retries += 1;
+      const s = seenOf(e.jobId);
+      const key = `${e.step.attempt}:${e.step.strategy}:${e.step.startedAt}`;
+      if (s.startedSteps.has(key)) return;
+      s.startedSteps.add(key);
+      s.retries += 1;
       retries.inc({ outcome: 'attempted' });
       recoveries.inc({ strategy: e.step.strategy, outcome: 'started' });
     }

@@ -37,6 +37,7 @@ describe('createMetrics', () => {
     a = { ...a, status: 'recovering', attempts: [makeAttempt(1, { status: 'failed', code: 'COMFYUI_OOM' })], recoveryHistory: [step] };
     guard.state(a, 'running');
     guard.emit({ type: 'recovery', jobId: 'a', step, at: t0 + 1 });
+    guard.emit({ type: 'recovery', jobId: 'a', step, at: t0 + 2 }); // the same step again: counted once
     a = { ...a, status: 'running', attempts: [...a.attempts, makeAttempt(2)], retryCount: 1 };
     guard.state(a, 'recovering');
     a = { ...a, status: 'completed', recoveryHistory: [{ ...step, success: true }], endedAt: t0 + 12_000, updatedAt: t0 + 12_000 };
