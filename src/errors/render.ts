@@ -62,12 +62,18 @@ function lineAt(text: string, index: number): string {
 /** Strips log and report prefixes so the line says only what happened. */
 function cleanLine(line: string): string {
   let l = line.trim();
-  l = l.replace(/^(?:\d{4}-\d\d-\d\d[ T][\d:.,]+\s*-?\s*(?:\w+\s*-\s*)*)/, '');
-  l = l.replace(/^(?:\[?(?:ERROR|WARNING|WARN|INFO|DEBUG)\]?:?(?:root:)?\s*)+/i, '');
-  l = l.replace(/^[\w.-]+\s+\|\s+/, ''); // docker compose "service  | "
-  l = l.replace(/^-?\s*\*\*Exception Message:\*\*\s*/, '').replace(/^!!! Exception during processing !!!\s*/, '').replace(/^-\s+/, '');
-  const quoted = /'message':\s*'([^'\n]+)'/.exec(l);
-  if (quoted?.[1]) l = quoted[1];
+  const c = l.charCodeAt(0);
+  // Each prefix form starts with a known character: test that before running its regex.
+  if (c >= 48 && c <= 57) l = l.replace(/^(?:\d{4}-\d\d-\d\d[ T][\d:.,]+\s*-?\s*(?:\w+\s*-\s*)*)/, '');
+  if (/^[[EWID]/.test(l)) l = l.replace(/^(?:\[?(?:ERROR|WARNING|WARN|INFO|DEBUG)\]?:?(?:root:)?\s*)+/i, '');
+  if (l.includes(' | ')) l = l.replace(/^[\w.-]+\s+\|\s+/, ''); // docker compose "service  | "
+  if (l.startsWith('-') || l.startsWith('*') || l.startsWith('!')) {
+    l = l.replace(/^-?\s*\*\*Exception Message:\*\*\s*/, '').replace(/^!!! Exception during processing !!!\s*/, '').replace(/^-\s+/, '');
+  }
+  if (l.includes("'message'")) {
+    const quoted = /'message':\s*'([^'\n]+)'/.exec(l);
+    if (quoted?.[1]) l = quoted[1];
+  }
   return l.trim();
 }
 
@@ -81,23 +87,29 @@ function detailLine(text: string, exceptionType: string | undefined, matchIndex:
     const l = cleanLine(lineAt(head, matchIndex));
     if (l !== '' && !NOISE_LINE.test(l)) return l;
   }
-  const reported = /\*\*Exception Message:\*\*\s*([^\n]+)|!!! Exception during processing !!!\s*([^\n]+)/.exec(head);
-  if (reported) return cleanLine(reported[1] ?? reported[2] ?? '');
+  if (head.includes('Exception Message:**') || head.includes('!!! Exception during processing !!!')) {
+    const reported = /\*\*Exception Message:\*\*\s*([^\n]+)|!!! Exception during processing !!!\s*([^\n]+)/.exec(head);
+    if (reported) return cleanLine(reported[1] ?? reported[2] ?? '');
+  }
   if (exceptionType) {
+    // The last "<Type>: message" line of a traceback.
     const short = exceptionType.split('.').pop() ?? exceptionType;
-    const lines = head.split('\n');
-    for (let i = lines.length - 1; i >= 0; i--) {
-      const l = (lines[i] ?? '').trim();
-      if (l.startsWith(`${exceptionType}:`) || l.startsWith(`${short}:`)) {
-        const msg = l.slice(l.indexOf(':') + 1).trim();
+    for (const prefix of [`${exceptionType}:`, `${short}:`]) {
+      let at = head.lastIndexOf(prefix);
+      while (at > 0 && !/[\s]/.test(head[at - 1] ?? ' ')) at = head.lastIndexOf(prefix, at - 1);
+      if (at >= 0) {
+        const msg = lineAt(head, at).trim().slice(prefix.length).trim();
         if (msg) return `${short}: ${msg}`;
       }
     }
   }
-  for (const raw of head.split('\n')) {
-    const l = cleanLine(raw);
-    if (l === '' || NOISE_LINE.test(l)) continue;
-    return l;
+  // The first line that is not log noise.
+  for (let start = 0; start < head.length; ) {
+    let end = head.indexOf('\n', start);
+    if (end < 0) end = head.length;
+    const l = cleanLine(head.slice(start, end));
+    if (l !== '' && !NOISE_LINE.test(l)) return l;
+    start = end + 1;
   }
   return '';
 }

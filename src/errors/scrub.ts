@@ -64,7 +64,6 @@ function mixedToken(s: string): boolean {
 
 const SECRET_WORD = /key|token|secret|pass|pwd|auth|cookie|session|bearer/i;
 const DIGIT_DOT_DIGIT = /\d\.\d/;
-const DIGIT_DOT_DIGIT_DOT = /\d\.\d+\.\d/;
 /** Cheap pre-check for HOST: a known TLD after a dot, a host:port, or localhost. */
 const TLD_HINT = /\.(?:com|org|net|io|ai|co|dev|app|cloud|xyz|info|biz|us|uk|de|cn|jp|ru|fr|eu|tv|gg|run|host|local|internal|lan|site|online|tech|chat|space|pro|studio|ml|gpu|proxy)\b/i;
 const PORT_HINT = /:\d{2,5}\b/;
@@ -72,8 +71,6 @@ const PORT_HINT = /:\d{2,5}\b/;
 function hostHint(s: string): boolean {
   return (s.includes('.') && TLD_HINT.test(s)) || (s.includes(':') && PORT_HINT.test(s)) || /localhost/i.test(s);
 }
-/** Characters that can start a path, URL, e-mail, host:port, markup or key=value secret (a colon only before a digit or separator). */
-const RISKY_CHAR = /[/\\@<=]|:\d|:[/\\]/;
 /** Plain words only: nothing that could be a path, URL, host, IP or token (the common case, kept cheap). */
 const PLAIN = /^[A-Za-z0-9_ #()[\]+,'"!?-]{0,31}$/;
 
@@ -85,10 +82,14 @@ const PLAIN = /^[A-Za-z0-9_ #()[\]+,'"!?-]{0,31}$/;
 export function scrubText(text: string): string {
   let s = text.length > 16_384 ? text.slice(0, 16_384) : text;
   if (PLAIN.test(s)) return s.trim();
-  if (s.includes('\n') || s.includes('File "') || s.includes('Traceback') || s.includes('^') || /\bat\s/.test(s)) s = s.replace(TRACE_LINE, '');
+  // One look at which characters occur decides which passes can change anything.
+  const newline = s.includes('\n');
+  const slash = s.includes('/') || s.includes('\\');
+  const colon = s.includes(':');
+  if (newline || s.includes('File "') || s.includes('Traceback') || s.includes('^') || (colon && /\bat\s/.test(s))) s = s.replace(TRACE_LINE, '');
   if (s.includes('<')) s = s.replace(HTML_TAG, ' ');
   // URLs first: a query string's secrets go with the URL.
-  if (s.includes('://')) s = s.replace(URL, '<url>');
+  if (colon && slash && s.includes('://')) s = s.replace(URL, '<url>');
   if (SECRET_WORD.test(s)) {
     s = s.replace(BEARER, '$1 <redacted>');
     s = s.replace(KEY_VALUE, '$1<redacted>');
@@ -96,31 +97,66 @@ export function scrubText(text: string): string {
   if (s.includes('eyJ')) s = s.replace(JWT, '<redacted>');
   if (s.includes('@')) s = s.replace(EMAIL, '<email>');
   const longRun = hasLongRun(s, 19);
-  if (longRun) s = s.replace(PREFIXED_TOKEN, (m) => (mixedToken(m) ? '<redacted>' : m));
-  if (longRun) s = s.replace(LONG_HEX, '<redacted>');
-  const slash = s.includes('/') || s.includes('\\');
-  if (slash && (s.includes(':') || s.includes('\\\\'))) s = s.replace(WIN_PATH, '<path>');
-  if (s.includes('::') || colons(s) >= 3) s = s.replace(IPV6, '<ip>');
-  if (DIGIT_DOT_DIGIT.test(s)) s = s.replace(IPV4, '<ip>');
+  if (longRun) {
+    s = s.replace(PREFIXED_TOKEN, (m) => (mixedToken(m) ? '<redacted>' : m));
+    s = s.replace(LONG_HEX, '<redacted>');
+  }
+  if (slash && (colon || s.includes('\\\\'))) s = s.replace(WIN_PATH, '<path>');
+  if (colon && (s.includes('::') || colons(s) >= 3)) s = s.replace(IPV6, '<ip>');
+  if (s.includes('.') && DIGIT_DOT_DIGIT.test(s)) s = s.replace(IPV4, '<ip>');
   if (slash) s = s.replace(TOKEN_WITH_SLASH, (m) => (looksLikePath(m) ? '<path>' : m));
   if (longRun && hasLongRun(s, 40)) s = s.replace(LONG_B64, (m) => (mixedToken(m) ? '<redacted>' : m));
   if (hostHint(s)) s = s.replace(HOST, '<host>');
   if (s.includes('<path>')) s = s.replace(/(?:<path>[\s\\/]*){2,}/g, '<path> ');
-  if (s.includes('\n')) s = s.replace(/[ \t]+\n/g, '\n').replace(/\n{3,}/g, '\n\n');
+  if (newline) s = s.replace(/[ \t]+\n/g, '\n').replace(/\n{3,}/g, '\n\n');
   return s.trim();
 }
+
+/**
+ * One pass over a short line: true when it could hold anything `scrubText` removes (a separator,
+ * `@`, markup, `=`, a colon before a digit or separator, a long token run, a dotted name that may be
+ * a host, a dotted number that may be an IP) or a secret's keyword. Conservative: false means the
+ * line is plain words and scrubbing would not change it.
+ */
+function mayNeedScrub(s: string): boolean {
+  let run = 0;
+  let dottedDigits = 0;
+  let dotLetter = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // / \ @ < > = ` are always risky.
+    if (c === 47 || c === 92 || c === 64 || c === 60 || c === 62 || c === 61 || c === 96) return true;
+    const next = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+    if (c === 58 && ((next >= 48 && next <= 57) || next === 47 || next === 92)) return true;
+    const digit = c >= 48 && c <= 57;
+    const letter = (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+    if (c === 46) {
+      if (i > 0 && next >= 48 && next <= 57) {
+        const prev = s.charCodeAt(i - 1);
+        if (prev >= 48 && prev <= 57 && ++dottedDigits >= 2) return true;
+      }
+      if ((next >= 65 && next <= 90) || (next >= 97 && next <= 122)) dotLetter = true;
+    } else if (!digit) {
+      // A space or punctuation ends a dotted number like 10.0.0.1.
+      if (!letter) dottedDigits = 0;
+    }
+    run = digit || letter || c === 43 || c === 95 || c === 45 ? run + 1 : 0;
+    if (run >= 19) return true;
+  }
+  if (dotLetter && TLD_HINT.test(s)) return true;
+  if (/localhost/i.test(s)) return true;
+  return SECRET_WORD.test(s);
+}
+
 
 const PLACEHOLDER = /<(?:path|url|host|ip|email|redacted)>/g;
 
 /** One short, scrubbed line of a detail (an exception message, a node type), or '' if nothing is left. */
 export function safeDetail(text: string | undefined, max = 160): string {
   if (!text) return '';
-  if (text.length <= max && PLAIN.test(text)) return text.trim();
   const first = firstLine(text, max + 40);
-  // Lines like "RuntimeError: CUDA error: misaligned address" or "FLUX 1.1 [pro]": nothing to scrub, skip the passes.
-  if (first.length <= max && !RISKY_CHAR.test(first) && !SECRET_WORD.test(first) && !hostHint(first) && !DIGIT_DOT_DIGIT_DOT.test(first) && !hasLongRun(first, 19) && !/\bat\s/.test(first)) {
-    return first;
-  }
+  // Most lines ("RuntimeError: CUDA error: misaligned address", "FLUX 1.1 [pro]") need no scrubbing.
+  if (first.length <= max && !mayNeedScrub(first)) return first;
   // A path cut at the end is still recognised as a path: scrubbing a little more than we show is enough.
   const line = firstLine(scrubText(first), max);
   // Nothing but placeholders and punctuation left: say nothing rather than "<path>".
