@@ -41,8 +41,13 @@ class Child {
 
   send(op: Record<string, unknown>): Promise<Record<string, unknown>> {
     const ref = randomSuffix();
-    return new Promise((resolve) => {
-      this.#waiters.set(ref, resolve);
+    return new Promise((resolve, reject) => {
+      // A bound so a hang names the operation instead of timing out the whole test.
+      const timer = setTimeout(() => reject(new Error(`child did not answer ${JSON.stringify(op).slice(0, 80)}; stderr: ${this.stderr.slice(-2000)}`)), 60_000);
+      this.#waiters.set(ref, (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      });
       this.proc.stdin.write(JSON.stringify({ ...op, ref }) + '\n');
     });
   }
@@ -177,7 +182,7 @@ describe.each(backends)('crash and restart on $name', (backend) => {
       const c = await countByStatus(store);
       const spread = c.completed >= 5 && c.recovering >= 1 && c.failed >= 2 && c.cancelled >= 1 && c.timed_out >= 1 && c.running >= 1 && c.queued >= 10;
       return spread ? c : null;
-    }, 'jobs to spread over the states', { timeoutMs: 60_000, intervalMs: 5 });
+    }, 'jobs to spread over the states', { timeoutMs: 120_000, intervalMs: 5 });
     await child.kill();
     process.stdout.write(`[${backend.name}] states at SIGKILL: ${JSON.stringify(atKill)}\n`);
     const before = new Map((await allJobs(store)).map((j) => [j.id, j]));
@@ -222,7 +227,7 @@ describe.each(backends)('crash and restart on $name', (backend) => {
     for (const s of sims) for (const [pid, n] of Object.entries(s.stats().executions)) expect({ pid, n }).toEqual({ pid, n: 1 });
     expect(atKill.completed).toBeGreaterThan(0);
     child.proc.stdin.end();
-  }, 300_000);
+  }, 600_000);
 });
 
 describe('a simulator crash while comfyguard is down', () => {
