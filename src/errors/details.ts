@@ -167,6 +167,8 @@ export function retryAfterOf(headers: Record<string, string> | undefined, text: 
     }
   }
   const t = text.length > HEAD ? text.slice(0, HEAD) : text;
+  // Both phrases are rare: look for their letters before running the regexes.
+  if (!t.includes('etry') && !t.includes('ETRY') && !t.includes('again')) return undefined;
   const m = /retry[- ]after["':\s=]+(\d{1,6})\b/i.exec(t);
   if (m) return clampDelay(Number(m[1]) * 1000);
   const again = /try again in (\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)\b/i.exec(t);

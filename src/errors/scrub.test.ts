@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { classify } from './classify.js';
-import { modelBasename, safeServerName, scrubText } from './scrub.js';
+import { readFileSync } from 'node:fs';
+import { firstLine } from './text.js';
+import { modelBasename, safeDetail, safeServerName, scrubText } from './scrub.js';
 
 /** Things a user message must never contain. */
 const LEAKS: Array<[string, RegExp]> = [
@@ -60,6 +62,46 @@ describe('scrubText', () => {
     expect(safeServerName('10.0.0.5:8188')).toBeUndefined();
     expect(safeServerName('comfy.example.com')).toBeUndefined();
     expect(safeServerName('http://x')).toBeUndefined();
+  });
+});
+
+describe('safeDetail fast path', () => {
+  /** The slow reference: always scrub. */
+  function reference(text: string, max: number): string {
+    const line = firstLine(scrubText(firstLine(text, max + 40)), max);
+    return line.includes('<') && line.replace(/<(?:path|url|host|ip|email|redacted)>/g, '').replace(/[\s:;,.'"()-]/g, '') === '' ? '' : line;
+  }
+
+  it('gives exactly what full scrubbing gives, on corpus lines and on lines salted with sensitive fragments', () => {
+    const corpusLines = readFileSync(new URL('../../test/errors/fixtures/public.jsonl', import.meta.url), 'utf8')
+      .trim()
+      .split('\n')
+      .flatMap((l) => (JSON.parse(l) as { message: string }).message.split('\n'))
+      .filter((l) => l.trim() !== '');
+    const salts = [
+      ' 10.0.0.5 ', ' 10.0.0.5:8188 ', ' [::1]:8188 ', ' fe80::1:2:3 ', ' gpu-3.internal:8188 ', ' api.example.com ', ' localhost ', ' LOCALHOST:8188 ',
+      ' /home/alice/x.png ', String.raw` C:\Users\alice `, ' output/ComfyUI_00001_.png ', ' https://x.y/z ', ' a@b.co ', ' api_key=abc123 ',
+      ' token: hunter22 ', ' Bearer abcdefgh12345 ', ' sk-AbCdEf1234567890XyZ ', ' 0123456789abcdef0123456789abcdef ', ' eyJabcdef.eyJghijkl.sigsigsig ',
+      ' <b>x</b> ', ' Password = x ', ' hf_ABCDEFGH12345678ab ',
+    ];
+    let n = 0;
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (const line of corpusLines) {
+      const salted = [line];
+      for (let k = 0; k < 3; k++) {
+        const at = Math.floor(next() * (line.length + 1));
+        const salt = salts[Math.floor(next() * salts.length)]!;
+        salted.push(line.slice(0, at) + salt + line.slice(at));
+      }
+      for (const x of salted) {
+        for (const max of [60, 160, 400]) {
+          expect(safeDetail(x, max), x).toBe(reference(x, max));
+          n++;
+        }
+      }
+    }
+    expect(n).toBeGreaterThan(1000);
   });
 });
 

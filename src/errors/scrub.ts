@@ -112,42 +112,66 @@ export function scrubText(text: string): string {
   return s.trim();
 }
 
+/** A secret's keyword followed by an assignment, or an auth scheme followed by a credential. */
+/** Or a stack-trace line (what TRACE_LINE removes). */
+const SECRET_HINT =
+  /(?:key|token|secret|pass(?:word|wd)?|pwd|auth\w*|cookie|session[_-]?id)["']?\s*[:=]|(?:bearer|basic|token)\s+\S{8}|Traceback|File "|\^|During handling of|direct cause|\bat\s[^\n]*:\d+:\d+/i;
+
 /**
  * One pass over a short line: true when it could hold anything `scrubText` removes (a separator,
- * `@`, markup, `=`, a colon before a digit or separator, a long token run, a dotted name that may be
- * a host, a dotted number that may be an IP) or a secret's keyword. Conservative: false means the
- * line is plain words and scrubbing would not change it.
+ * `@`, markup, a colon before a separator, a dotted host with a port or a known TLD, a dotted
+ * number that may be an IP, a long mixed token, `localhost`, or a secret assignment). Conservative:
+ * false means the line is plain words and scrubbing would not change it.
  */
 function mayNeedScrub(s: string): boolean {
   let run = 0;
+  let runDigit = false;
+  let runLetter = false;
   let dottedDigits = 0;
+  let tokenDot = false;
   let dotLetter = false;
+  let colonCount = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    // / \ @ < > = ` are always risky.
-    if (c === 47 || c === 92 || c === 64 || c === 60 || c === 62 || c === 61 || c === 96) return true;
+    // / \ @ < > ` are always risky.
+    if (c === 47 || c === 92 || c === 64 || c === 60 || c === 62 || c === 96) return true;
     const next = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
-    if (c === 58 && ((next >= 48 && next <= 57) || next === 47 || next === 92)) return true;
     const digit = c >= 48 && c <= 57;
     const letter = (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+    if (c === 58) {
+      // :// or :\ (URL, drive path), :: or many colons (IPv6)
+      if (next === 47 || next === 92 || next === 58 || ++colonCount >= 3) return true;
+      const after = i + 2 < s.length ? s.charCodeAt(i + 2) : 0;
+      // host.name:8188 (a dotted host with a port of two or more digits)
+      if (tokenDot && next >= 48 && next <= 57 && after >= 48 && after <= 57) return true;
+    }
     if (c === 46) {
+      tokenDot = true;
       if (i > 0 && next >= 48 && next <= 57) {
         const prev = s.charCodeAt(i - 1);
         if (prev >= 48 && prev <= 57 && ++dottedDigits >= 2) return true;
       }
       if ((next >= 65 && next <= 90) || (next >= 97 && next <= 122)) dotLetter = true;
-    } else if (!digit) {
-      // A space or punctuation ends a dotted number like 10.0.0.1.
-      if (!letter) dottedDigits = 0;
+    } else if (!digit && !letter && c !== 45 && c !== 95 && c !== 58) {
+      // Whitespace or punctuation ends a token (and a dotted number like 10.0.0.1).
+      dottedDigits = 0;
+      tokenDot = false;
     }
-    run = digit || letter || c === 43 || c === 95 || c === 45 ? run + 1 : 0;
-    if (run >= 19) return true;
+    if (digit || letter || c === 43 || c === 95 || c === 45 || c === 61) {
+      run++;
+      runDigit ||= digit;
+      runLetter ||= letter;
+      if (run >= 19 && runDigit && runLetter) return true;
+    } else {
+      run = 0;
+      runDigit = false;
+      runLetter = false;
+    }
   }
   if (dotLetter && TLD_HINT.test(s)) return true;
-  if (/localhost/i.test(s)) return true;
-  return SECRET_WORD.test(s);
+  if (s.includes('ocalhost') || s.includes('OCALHOST') || s.includes('eyJ')) return true;
+  return SECRET_HINT.test(s);
 }
-
 
 const PLACEHOLDER = /<(?:path|url|host|ip|email|redacted)>/g;
 
