@@ -105,6 +105,7 @@ function messageOf(err: unknown): string {
 interface UpstreamFailure {
   kind?: string;
   status?: number;
+  server?: string;
   message: string;
 }
 
@@ -112,13 +113,15 @@ interface UpstreamFailure {
 function fromUpstream(err: UpstreamFailure): ApiError {
   if (err.kind === 'http' && err.status === 404) return new ApiError(404, 'NOT_FOUND', 'the ComfyUI server does not have that file', { cause: err });
   if (err.kind === 'timeout') return new ApiError(504, 'UPSTREAM_ERROR', 'the ComfyUI server did not answer in time', { cause: err });
-  return new ApiError(502, 'UPSTREAM_ERROR', `the ComfyUI server failed: ${err.message}`, { cause: err });
+  // The cause (logged) has the address and the transport error; the client gets the kind only.
+  const what = err.kind === 'http' && err.status ? `answered ${err.status}` : err.kind === 'transport' ? 'could not be reached' : 'failed';
+  return new ApiError(502, 'UPSTREAM_ERROR', `the ComfyUI server${err.server ? ` ${err.server}` : ''} ${what}`, { cause: err });
 }
 
 /**
- * Normalises any thrown value into an ApiError. Errors are recognised by their stable `code`
- * (never `instanceof`), because guard, store and client errors may come from another copy of the
- * package.
+ * Normalises any thrown value into an ApiError. Errors of other layers are recognised by their
+ * stable `code` or `name` (never `instanceof`), because guard, store and client errors may come
+ * from another copy of the package.
  */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;

@@ -1,6 +1,7 @@
 /**
  * The job resource: submit, read, list, retry, cancel, emergency stop and cleanup.
  */
+import { z } from 'zod';
 import type { ApiWorkflow } from '../../comfy/types.js';
 import type { JobOptions, JobStatus } from '../../jobs/types.js';
 import { ApiError } from '../api-error.js';
@@ -20,7 +21,6 @@ import {
   SubmitJobBodySchema,
   SubmitJobResponseSchema,
 } from '../schemas.js';
-import { z } from 'zod';
 
 /** True for a workflow saved in ComfyUI's UI format (`nodes`/`links` arrays), which the API cannot run. */
 export function isUiFormatWorkflow(w: unknown): boolean {
