@@ -55,7 +55,8 @@ interface ErrorDetails {
   current_inputs?: Record<string, unknown[]> | unknown[];
 }
 
-const HEAVY = new Set(['KSampler', 'KSamplerAdvanced', 'VAEDecode', 'VAEDecodeTiled', 'CLIPTextEncode']);
+/** Where the `oom` fault strikes: samplers and VAE decodes first, text encoders next, else any node. */
+const OOM_TARGETS: ReadonlyArray<ReadonlySet<string>> = [new Set(['KSampler', 'KSamplerAdvanced', 'VAEDecode', 'VAEDecodeTiled']), new Set(['CLIPTextEncode'])];
 const BINARY_PREVIEW = 1;
 const BINARY_PREVIEW_WITH_METADATA = 4;
 
@@ -315,7 +316,7 @@ export class Executor {
     // Faults decided once per prompt, in a fixed order so a seed replays the same run.
     const f = this.env.faults;
     const plan = { stall: f.roll('stall'), crash: f.roll('crash'), wsDrop: f.roll('ws_drop'), wsDropSilent: f.roll('ws_drop_silent'), oom: f.roll('oom') };
-    const heavyToRun = ids.some((id) => HEAVY.has(prompt[id]?.class_type ?? '') && !cachedNodes.includes(id));
+    const oomTarget = OOM_TARGETS.find((set) => ids.some((id) => set.has(prompt[id]?.class_type ?? '') && !cachedNodes.includes(id)));
     let startFaultsDone = false;
     const startFaults = async () => {
       if (startFaultsDone) return;
@@ -351,7 +352,7 @@ export class Executor {
       }
       const outcome = await this.executeNode(prompt, nodeId, promptId, clientId, progress, sendProgressState, executed, startFaults, () => {
         if (!plan.oom) return false;
-        const target = heavyToRun ? HEAVY.has(prompt[nodeId]?.class_type ?? '') : true;
+        const target = oomTarget ? oomTarget.has(prompt[nodeId]?.class_type ?? '') : true;
         if (target) plan.oom = false;
         return target;
       });

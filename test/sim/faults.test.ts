@@ -179,7 +179,7 @@ describe('execution faults', () => {
     await postJson(s.url, '/prompt', { prompt: sdWorkflow(), client_id: clientId });
     const err = await ws.waitFor((m) => m.type === 'execution_error', 'execution_error');
     expect(err.data.exception_type).toBe('torch.OutOfMemoryError');
-    expect(err.data.node_type).toBe('CLIPTextEncode');
+    expect(err.data.node_type).toBe('KSampler');
     expect(String(err.data.exception_message)).toMatch(/^CUDA out of memory\. Tried to allocate 2\.00 GiB\. GPU 0 has a total capacity of 24\.00 GiB/);
     expect(String(err.data.exception_message)).toMatch(/\nThis error means you ran out of memory on your GPU\.\n\nTIPS: If the workflow worked before/);
     expect(s.stats().faults).toEqual({ oom: 1 });
