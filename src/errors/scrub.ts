@@ -178,6 +178,8 @@ const PLACEHOLDER = /<(?:path|url|host|ip|email|redacted)>/g;
 /** One short, scrubbed line of a detail (an exception message, a node type), or '' if nothing is left. */
 export function safeDetail(text: string | undefined, max = 160): string {
   if (!text) return '';
+  // Short plain names (node types, input names, ids) are the common case.
+  if (text.length <= 31 && PLAIN.test(text)) return text.trim();
   const first = firstLine(text, max + 40);
   // Most lines ("RuntimeError: CUDA error: misaligned address", "FLUX 1.1 [pro]") need no scrubbing.
   if (first.length <= max && !mayNeedScrub(first)) return first;
