@@ -237,14 +237,23 @@ export class AnchorScanner {
     this.#outIds = Int32Array.from(ids);
   }
 
-  /** Marks found anchors in `found` (cleared first). Returns true (it can always tell). */
-  scan(text: string, found: Uint8Array): boolean {
+  /**
+   * Marks found anchors in `found` (cleared first) and lists them, each once, in `list`. Returns
+   * how many are listed.
+   */
+  scan(text: string, found: Uint8Array, list: Int32Array): number {
     found.fill(0);
-    for (const id of this.#always) found[id] = 1;
+    let n = 0;
+    for (const id of this.#always) {
+      found[id] = 1;
+      list[n++] = id;
+    }
     const classOf = this.#classOf;
     const table = this.#table;
     const terminalFrom = this.#terminalFrom;
     const width = this.#width;
+    const outStart = this.#outStart;
+    const outIds = this.#outIds;
     let s = 0;
     for (let i = 0, len = text.length; i < len; i++) {
       const code = text.charCodeAt(i);
@@ -252,10 +261,16 @@ export class AnchorScanner {
       s = table[s + (code < 128 ? (classOf[code] as number) : 0)] as number;
       if (s >= terminalFrom) {
         const k = (s - terminalFrom) / width;
-        const end = this.#outStart[k + 1] as number;
-        for (let j = this.#outStart[k] as number; j < end; j++) found[this.#outIds[j] as number] = 1;
+        const end = outStart[k + 1] as number;
+        for (let j = outStart[k] as number; j < end; j++) {
+          const id = outIds[j] as number;
+          if (found[id] === 0) {
+            found[id] = 1;
+            list[n++] = id;
+          }
+        }
       }
     }
-    return true;
+    return n;
   }
 }

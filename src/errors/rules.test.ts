@@ -70,11 +70,13 @@ describe('literal anchors', () => {
     const anchors = ['out of memory', 'memory', 'cuda error: ', 'or: o', '服务器繁忙', 'abc'];
     const sc = new AnchorScanner(anchors);
     const found = new Uint8Array(anchors.length);
-    sc.scan('RuntimeError: CUDA ERROR: Out Of Memory', found);
+    const list = new Int32Array(anchors.length);
+    const n = sc.scan('RuntimeError: CUDA ERROR: Out Of Memory', found, list);
     expect([...found]).toEqual([1, 1, 1, 1, 1, 0]); // non-ASCII anchors are always "found"
-    sc.scan('ＡＢＣ ǅ abC', found);
+    expect([...list.slice(0, n)].sort()).toEqual([0, 1, 2, 3, 4]);
+    sc.scan('ＡＢＣ ǅ abC', found, list);
     expect(found[5]).toBe(1);
-    sc.scan('ＡＢＣ', found);
+    sc.scan('ＡＢＣ', found, list);
     expect(found[5]).toBe(0);
   });
 

@@ -181,6 +181,12 @@ export class ClassifierRules {
   readonly #scanner: AnchorScanner;
   /** Scratch buffer for the anchor scan; classify is synchronous, so one per table is enough. */
   readonly #found: Uint8Array;
+  /** The anchors found by the last scan, each once. */
+  readonly #foundList: Int32Array;
+  /** Per rule: 1 when one of its gate anchors was found by the last scan. */
+  readonly #gateOpen: Uint8Array;
+  /** Per anchor: the rules whose gate contains it. */
+  readonly #anchorRules: Int32Array[];
   readonly #byCode = new Map<string, CompiledRule[]>();
   readonly #candidates = new Map<number, Int32Array>();
 
@@ -189,6 +195,13 @@ export class ClassifierRules {
     this.rules = Object.freeze(rules);
     this.#scanner = new AnchorScanner(anchors);
     this.#found = new Uint8Array(Math.max(1, anchors.length));
+    this.#foundList = new Int32Array(Math.max(1, anchors.length));
+    this.#gateOpen = new Uint8Array(Math.max(1, rules.length));
+    const byAnchor: number[][] = anchors.map(() => []);
+    rules.forEach((r, i) => {
+      if (r.gate !== null) for (const a of r.gate) byAnchor[a]?.push(i);
+    });
+    this.#anchorRules = byAnchor.map((l) => Int32Array.from(l));
     for (const r of rules) {
       const list = this.#byCode.get(r.code) ?? [];
       list.push(r);
@@ -215,12 +228,21 @@ export class ClassifierRules {
   /** Index of the first rule that matches `facts`, or -1. Rules at index >= `limit` are not tried. */
   firstMatch(facts: Facts, limit = this.rules.length): number {
     const found = this.#found;
-    const all = !this.#scanner.scan(facts.text, found);
+    const n = this.#scanner.scan(facts.text, found, this.#foundList);
+    // Open the gates of the rules whose text condition can hold: the rules using a found anchor.
+    const open = this.#gateOpen;
+    open.fill(0);
+    for (let k = 0; k < n; k++) {
+      const rules = this.#anchorRules[this.#foundList[k] as number];
+      if (rules !== undefined) for (let j = 0; j < rules.length; j++) open[rules[j] as number] = 1;
+    }
     const candidates = this.#candidatesFor(facts);
     for (let k = 0; k < candidates.length; k++) {
       const i = candidates[k] as number;
       if (i >= limit) break;
-      if (ruleMatches(this.rules[i] as CompiledRule, facts, found, all)) {
+      const r = this.rules[i] as CompiledRule;
+      if (r.gate !== null && open[i] === 0) continue;
+      if (ruleMatches(r, facts, found)) {
         this.lastMatch = matched.re;
         return i;
       }
@@ -281,11 +303,11 @@ export class ClassifierRules {
 }
 
 /** The alternative that matched (null: none); anchors not found rule alternatives out without running them. */
-function testPattern(p: Pattern, text: string, found: Uint8Array, all: boolean): RegExp | null {
+function testPattern(p: Pattern, text: string, found: Uint8Array): RegExp | null {
   const alts = p.alts;
   for (let i = 0; i < alts.length; i++) {
     const a = alts[i] as { re: RegExp; anchor: number };
-    if (a.anchor >= 0 && !all && found[a.anchor] === 0) continue;
+    if (a.anchor >= 0 && found[a.anchor] === 0) continue;
     if (a.re.test(text)) return a.re;
   }
   return null;
@@ -297,18 +319,10 @@ function inRanges(n: number | undefined, ranges: readonly Range[]): boolean {
   return false;
 }
 
-/** True when some anchor of the gate was found (or the rule has no gate). */
-function gateOpen(gate: Int32Array | null, found: Uint8Array, all: boolean): boolean {
-  if (gate === null || all) return true;
-  for (let i = 0; i < gate.length; i++) if (found[gate[i] as number] === 1) return true;
-  return false;
-}
-
 /** Rule matching; on success `matched.re` is the text regex that matched first (null when none was needed). */
 const matched: { re: RegExp | null } = { re: null };
 
-function ruleMatches(r: CompiledRule, f: Facts, found: Uint8Array, all: boolean): boolean {
-  if (!gateOpen(r.gate, found, all)) return false;
+function ruleMatches(r: CompiledRule, f: Facts, found: Uint8Array): boolean {
   if (r.kinds !== null && !r.kinds.has(f.kind)) return false;
   if (r.where !== null && !r.where.has(f.where)) return false;
   if (r.hasHttpStatus !== undefined && (f.httpStatus !== undefined) !== r.hasHttpStatus) return false;
@@ -326,20 +340,20 @@ function ruleMatches(r: CompiledRule, f: Facts, found: Uint8Array, all: boolean)
   let first: RegExp | null = null;
   if (r.message !== null) {
     for (const p of r.message) {
-      first = testPattern(p, f.text, found, all);
+      first = testPattern(p, f.text, found);
       if (first !== null) break;
     }
     if (first === null) return false;
   }
   if (r.messageAll !== null) {
     for (const p of r.messageAll) {
-      const m = testPattern(p, f.text, found, all);
+      const m = testPattern(p, f.text, found);
       if (m === null) return false;
       first ??= m;
     }
   }
   if (r.notMessage !== null) {
-    for (const p of r.notMessage) if (testPattern(p, f.text, found, all) !== null) return false;
+    for (const p of r.notMessage) if (testPattern(p, f.text, found) !== null) return false;
   }
   matched.re = first;
   return true;
