@@ -162,6 +162,7 @@ class AttemptRun {
       });
       this.#submitted = true;
       this.#lastActivity = s.clock.now();
+      if (this.#finished) return;
       s.onSubmitted?.();
       if (res.node_errors && Object.keys(res.node_errors).length > 0) {
         // Accepted with some outputs dropped: the job would silently lose outputs. Take it back and

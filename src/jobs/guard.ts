@@ -66,6 +66,8 @@ export async function createGuard(options: GuardOptions): Promise<Guard> {
 }
 
 const RETRY_BACKOFF_FLOOR_MS = 250;
+/** How often `wait()`/`progress()` re-read the store when no event arrives. */
+const STORE_POLL_MS = 2_000;
 
 class GuardImpl implements Guard {
   readonly #o: ResolvedGuardOptions;
@@ -201,14 +203,24 @@ class GuardImpl implements Guard {
       // The current state first, so a late subscriber knows where the job is.
       yield { type: 'state', jobId: id, from: null, to: job.status, at: this.#o.clock.now(), job };
       if (isTerminal(job.status)) return;
+      let seen: JobStatus = job.status;
       for (;;) {
         opts.signal?.throwIfAborted();
         const e = buffer.shift();
         if (!e) {
+          // Events come from this process only; with a shared queue another process may run the
+          // job, so the store is polled too and a change it shows becomes a state event.
+          const timer = this.#o.clock.setTimeout(() => wake?.(), STORE_POLL_MS);
           await new Promise<void>((r) => (wake = r));
           wake = null;
+          this.#o.clock.clearTimeout(timer);
+          if (buffer.length === 0) {
+            const fresh = await this.#store.getJob(id);
+            if (fresh && fresh.status !== seen) buffer.push({ type: 'state', jobId: id, from: seen, to: fresh.status, at: this.#o.clock.now(), job: fresh });
+          }
           continue;
         }
+        if (e.type === 'state') seen = e.to;
         yield e;
         if (e.type === 'state' && isTerminal(e.to)) return;
       }
@@ -568,6 +580,11 @@ class GuardImpl implements Guard {
 
     const release = this.#pool.acquire(server);
     const feed = this.#feeds.get(server);
+    // Status writes of a running attempt are chained, and the final write waits for them, so a
+    // late "submitted" can never overwrite "failed".
+    let statusWrites: Promise<void> = Promise.resolve();
+    // Events can outrun the POST response: once the attempt has ended, late callbacks are ignored.
+    let ended = false;
     let result: AttemptResult;
     try {
       result = await runAttempt({
@@ -585,13 +602,19 @@ class GuardImpl implements Guard {
         unreachableGraceMs: this.#o.unreachableGraceMs,
         signal,
         extraData: { comfyguard_job: job.id },
-        onSubmitted: () => void this.#setAttemptStatus(job.id, attempt, 'submitted'),
-        onStarted: () => void this.#setAttemptStatus(job.id, attempt, 'running'),
+        onSubmitted: () => {
+          if (!ended) statusWrites = statusWrites.then(() => this.#setAttemptStatus(job.id, attempt, 'submitted'));
+        },
+        onStarted: () => {
+          if (!ended) statusWrites = statusWrites.then(() => this.#setAttemptStatus(job.id, attempt, 'running'));
+        },
         onProgress: (pct, node) => this.#onProgress(job, attempt, pct, node),
       });
     } finally {
+      ended = true;
       release();
     }
+    await statusWrites;
 
     switch (result.kind) {
       case 'completed': {
@@ -918,7 +941,7 @@ class GuardImpl implements Guard {
   }
 
   async #setAttemptStatus(jobId: string, attempt: AttemptRecord, status: AttemptRecord['status']): Promise<void> {
-    if (attempt.status === 'completed' || attempt.status === 'failed') return;
+    if (attempt.status === 'completed' || attempt.status === 'failed' || (attempt.status === 'running' && status === 'submitted')) return;
     attempt.status = status;
     await this.#store.recordAttempt(jobId, { ...attempt }).catch((err: unknown) => this.#o.logger.warn({ err }, 'could not record attempt'));
   }

@@ -292,4 +292,16 @@ describe('job engine against simulators', () => {
     expect(plain.degraded).toBeNull();
     expect(plain.attempts[0]!.workflow['5']!.inputs).toEqual({ width: 1024, height: 1024, batch_size: 1 });
   });
+
+  it('records every failed attempt with its code, even under concurrency', async () => {
+    rig = await startRig([{ vram: '4GiB' }], { maxRetries: 12 });
+    const ids = await Promise.all([1, 2, 3].map((i) => rig!.guard.submit(sd15({ width: 1024, height: 1024, batch: 8, steps: 20, seed: i })).then((r) => r.id)));
+    await Promise.all(ids.map((id) => rig!.guard.wait(id)));
+    for (const id of ids) {
+      const job = (await rig.guard.get(id))!;
+      expect(job.status).toBe('completed');
+      for (const a of job.attempts.slice(0, -1)) expect({ n: a.number, status: a.status, code: a.code }).toEqual({ n: a.number, status: 'failed', code: 'COMFYUI_OOM' });
+      expect(job.attempts.at(-1)!.status).toBe('completed');
+    }
+  });
 });
