@@ -124,13 +124,13 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
 
   let best = -1;
   let winner: Facts | undefined;
-  let winnerRe: RegExp | null = null;
+  let winnerAt = -1;
   for (const f of obs.facts) {
     const idx = table.firstMatch(f, best < 0 ? undefined : best);
     if (idx >= 0 && (best < 0 || idx < best)) {
       best = idx;
       winner = f;
-      winnerRe = table.lastMatch;
+      winnerAt = table.lastMatchIndex;
     }
   }
   const rule = best >= 0 ? table.rules[best] : undefined;
@@ -193,7 +193,7 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
       timeoutPhase: facts?.timeoutPhase,
       server,
       withExceptionDetail: CODES_WITH_EXCEPTION_DETAIL.has(code),
-      matchIndex: rule && CODES_WITH_EXCEPTION_DETAIL.has(code) ? (winnerRe?.exec(text)?.index ?? matchIndexOf(table, rule, text)) : undefined,
+      matchIndex: rule && CODES_WITH_EXCEPTION_DETAIL.has(code) ? (winnerAt >= 0 ? winnerAt : matchIndexOf(table, rule, text)) : undefined,
     });
   const w = words$();
   result.message = w.message;

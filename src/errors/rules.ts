@@ -244,6 +244,7 @@ export class ClassifierRules {
       if (r.gate !== null && open[i] === 0) continue;
       if (ruleMatches(r, facts, found)) {
         this.lastMatch = matched.re;
+        this.lastMatchIndex = matched.index;
         return i;
       }
     }
@@ -255,6 +256,8 @@ export class ClassifierRules {
    * that rule matched on structured fields only. Lets the caller quote the relevant line.
    */
   lastMatch: RegExp | null = null;
+  /** Where `lastMatch` matched in the text (-1 when there is no text match). */
+  lastMatchIndex = -1;
 
   /**
    * The rules that can possibly match facts of this shape (kind, where, and which structured
@@ -302,16 +305,26 @@ export class ClassifierRules {
   }
 }
 
-/** The alternative that matched (null: none); anchors not found rule alternatives out without running them. */
+/**
+ * The alternative that matched (null: none), with where it matched in `matchAt.index`; anchors
+ * not found rule alternatives out without running them.
+ */
 function testPattern(p: Pattern, text: string, found: Uint8Array): RegExp | null {
   const alts = p.alts;
   for (let i = 0; i < alts.length; i++) {
     const a = alts[i] as { re: RegExp; anchor: number };
     if (a.anchor >= 0 && found[a.anchor] === 0) continue;
-    if (a.re.test(text)) return a.re;
+    const m = a.re.exec(text);
+    if (m !== null) {
+      matchAt.index = m.index;
+      return a.re;
+    }
   }
   return null;
 }
+
+/** Where the last successful testPattern matched. */
+const matchAt = { index: -1 };
 
 function inRanges(n: number | undefined, ranges: readonly Range[]): boolean {
   if (n === undefined) return false;
@@ -320,7 +333,7 @@ function inRanges(n: number | undefined, ranges: readonly Range[]): boolean {
 }
 
 /** Rule matching; on success `matched.re` is the text regex that matched first (null when none was needed). */
-const matched: { re: RegExp | null } = { re: null };
+const matched: { re: RegExp | null; index: number } = { re: null, index: -1 };
 
 function ruleMatches(r: CompiledRule, f: Facts, found: Uint8Array): boolean {
   if (r.kinds !== null && !r.kinds.has(f.kind)) return false;
@@ -338,24 +351,30 @@ function ruleMatches(r: CompiledRule, f: Facts, found: Uint8Array): boolean {
   if (r.value !== null && !r.value.test(f.value)) return false;
   if (r.path !== null && !r.path.test(f.path)) return false;
   let first: RegExp | null = null;
+  let at = -1;
   if (r.message !== null) {
     for (const p of r.message) {
       first = testPattern(p, f.text, found);
       if (first !== null) break;
     }
     if (first === null) return false;
+    at = matchAt.index;
   }
   if (r.messageAll !== null) {
     for (const p of r.messageAll) {
       const m = testPattern(p, f.text, found);
       if (m === null) return false;
-      first ??= m;
+      if (first === null) {
+        first = m;
+        at = matchAt.index;
+      }
     }
   }
   if (r.notMessage !== null) {
     for (const p of r.notMessage) if (testPattern(p, f.text, found) !== null) return false;
   }
   matched.re = first;
+  matched.index = at;
   return true;
 }
 
