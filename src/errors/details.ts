@@ -99,14 +99,18 @@ export function missingModelsOf(facts: Facts[], nodeErrors: ValidationNodeError[
   if (out.length > 0 || nodeErrors?.length) return out.slice(0, 50);
   for (const f of facts) {
     const t = headTail(f.text);
-    for (const m of t.matchAll(/Value not in list:?\s*([\w.-]+)\s*:\s*'([^'\n]*)'/g)) {
-      const [, input = '', name = ''] = m;
-      const folder = folderForInput(input);
-      pushModel(out, { name, ...(folder ? { folder } : {}), input });
+    if (t.includes('Value not in list')) {
+      for (const m of t.matchAll(/Value not in list:?\s*([\w.-]+)\s*:\s*'([^'\n]*)'/g)) {
+        const [, input = '', name = ''] = m;
+        const folder = folderForInput(input);
+        pushModel(out, { name, ...(folder ? { folder } : {}), input });
+      }
     }
-    const inFolder = /Model in folder '([^'\n]*)' with filename '([^'\n]*)' not found/.exec(t);
+    const inFolder = t.includes('Model in folder') ? /Model in folder '([^'\n]*)' with filename '([^'\n]*)' not found/.exec(t) : null;
     if (inFolder) pushModel(out, { name: inFolder[2] ?? '', ...(inFolder[1] ? { folder: inFolder[1] } : {}) });
-    const filePath = /File path:\s*([^\n]+)/.exec(t)?.[1] ?? /No such file or directory:\s*'([^'\n]+)'/.exec(t)?.[1];
+    const filePath =
+      (t.includes('File path:') ? /File path:\s*([^\n]+)/.exec(t)?.[1] : undefined) ??
+      (t.includes('No such file or directory') ? /No such file or directory:\s*'([^'\n]+)'/.exec(t)?.[1] : undefined);
     if (filePath && out.length === 0) {
       const folder = folderFromPath(filePath);
       pushModel(out, { name: filePath.trim(), ...(folder ? { folder } : {}) });
@@ -125,10 +129,11 @@ export function missingNodeTypesOf(facts: Facts[]): string[] {
   for (const f of facts) {
     if (f.kind === 'validation' && (f.validationType === 'missing_node_type' || f.validationType === 'invalid_prompt') && f.nodeType) out.add(f.nodeType);
     const t = headTail(f.text);
-    for (const m of t.matchAll(/Cannot execute because node (\S{1,120}) does not exist/g)) if (m[1]) out.add(m[1]);
-    for (const m of t.matchAll(/Node (?:type |class )?'([^'\n]{1,120})' (?:is )?(?:not found|does not exist|not registered)/g)) if (m[1]) out.add(m[1]);
-    for (const m of t.matchAll(/Unknown node type:?\s*'?([\w .+-]{1,120}?)'?\s*$/gm)) if (m[1]) out.add(m[1]);
-    const list = /node types were not found:?[ \t]*\n?([\s\S]{0,4000})/.exec(t);
+    if (t.includes('does not exist')) for (const m of t.matchAll(/Cannot execute because node (\S{1,120}) does not exist/g)) if (m[1]) out.add(m[1]);
+    if (t.includes("'")) for (const m of t.matchAll(/Node (?:type |class )?'([^'\n]{1,120})' (?:is )?(?:not found|does not exist|not registered)/g)) if (m[1]) out.add(m[1]);
+    if (t.includes('nknown node type')) for (const m of t.matchAll(/Unknown node type:?\s*'?([\w .+-]{1,120}?)'?\s*$/gm)) if (m[1]) out.add(m[1]);
+    if (t.includes('ode type not found')) for (const m of t.matchAll(/node type not found:?\s*'?([\w .+-]{1,120}?)'?\s*$/gim)) if (m[1]) out.add(m[1]);
+    const list = t.includes('were not found') ? /node types were not found:?[ \t]*\n?([\s\S]{0,4000})/.exec(t) : null;
     if (list?.[1] !== undefined) {
       let seen = 0;
       for (const raw of list[1].split('\n').slice(0, 60)) {
@@ -149,7 +154,7 @@ export function missingNodeTypesOf(facts: Facts[]): string[] {
         if (out.size >= 50) break;
       }
     }
-    const key = /NODE_CLASS_MAPPINGS\[[^\]]*\][\s\S]{0,400}?KeyError:\s*'([^'\n]+)'/.exec(t);
+    const key = t.includes('NODE_CLASS_MAPPINGS') ? /NODE_CLASS_MAPPINGS\[[^\]]*\][\s\S]{0,400}?KeyError:\s*'([^'\n]+)'/.exec(t) : null;
     if (key?.[1]) out.add(key[1]);
   }
   return [...out].slice(0, 50);

@@ -66,10 +66,13 @@ const SECRET_WORD = /key|token|secret|pass|pwd|auth|cookie|session|bearer/i;
 const DIGIT_DOT_DIGIT = /\d\.\d/;
 /** Cheap pre-check for HOST: a known TLD after a dot, a host:port, or localhost. */
 const TLD_HINT = /\.(?:com|org|net|io|ai|co|dev|app|cloud|xyz|info|biz|us|uk|de|cn|jp|ru|fr|eu|tv|gg|run|host|local|internal|lan|site|online|tech|chat|space|pro|studio|ml|gpu|proxy)\b/i;
-const PORT_HINT = /:\d{2,5}\b/;
+/** A dotted host name with a port (HOST's port form); plain "17:10:56" times do not count. */
+const PORT_HINT = /[a-z0-9-]\.[a-z0-9-]+:\d{2,5}\b/i;
 /** Cheap pre-check for HOST: a known TLD after a dot, a host:port, or localhost. */
 function hostHint(s: string): boolean {
-  return (s.includes('.') && TLD_HINT.test(s)) || (s.includes(':') && PORT_HINT.test(s)) || /localhost/i.test(s);
+  if (s.includes('ocalhost') || s.includes('OCALHOST')) return true;
+  if (!s.includes('.')) return false;
+  return TLD_HINT.test(s) || (s.includes(':') && PORT_HINT.test(s));
 }
 /** Plain words only: nothing that could be a path, URL, host, IP or token (the common case, kept cheap). */
 const PLAIN = /^[A-Za-z0-9_ #()[\]+,'"!?-]{0,31}$/;
