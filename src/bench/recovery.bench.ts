@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGuard } from '../jobs/guard.js';
-import type { JobRecord } from '../jobs/types.js';
+import { newJobRecord, type JobRecord } from '../jobs/types.js';
 import type { Dispatcher } from '../queue/contract.js';
 import { openStore } from '../store/open.js';
 import { startSimulator } from '../sim/index.js';
@@ -35,29 +35,8 @@ class CountingDispatcher implements Dispatcher {
 
 function job(i: number, now: number): JobRecord {
   const status = i % 3 === 0 ? 'running' : 'queued';
-  return {
-    id: randomUUID(),
-    status,
-    workflow: { '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: i } }, '2': { class_type: 'SaveImage', inputs: { images: ['1', 0] } } },
-    params: {},
-    options: {},
-    priority: 0,
-    idempotencyKey: null,
-    progress: 0,
-    server: null,
-    promptId: null,
-    attempts: [],
-    recoveryHistory: [],
-    retryCount: 0,
-    outputs: [],
-    error: null,
-    checkpoint: null,
-    degraded: null,
-    createdAt: now - i,
-    updatedAt: now - i,
-    startedAt: null,
-    endedAt: null,
-  };
+  const workflow = { '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: i } }, '2': { class_type: 'SaveImage', inputs: { images: ['1', 0] } } };
+  return { ...newJobRecord({ id: randomUUID(), workflow, now: now - i }), status };
 }
 
 export async function run(): Promise<BenchResult> {

@@ -26,6 +26,7 @@ import { canTransition } from './state-machine.js';
 import {
   isTerminal,
   JOB_STATUSES,
+  newJobRecord,
   type AttemptRecord,
   type InputChange,
   type JobErrorInfo,
@@ -138,29 +139,7 @@ class GuardImpl implements Guard {
       throw new GuardError('INVALID_JOB', e.message ?? String(err), { field: e.param ? `params.${e.param}` : 'options', cause: err });
     }
     const now = this.#o.clock.now();
-    const job: JobRecord = {
-      id: randomUUID(),
-      status: 'queued',
-      workflow: structuredClone(workflow),
-      params: structuredClone(params),
-      options: opts,
-      priority: opts.priority ?? 0,
-      idempotencyKey: opts.idempotencyKey ?? null,
-      progress: 0,
-      server: null,
-      promptId: null,
-      attempts: [],
-      recoveryHistory: [],
-      retryCount: 0,
-      outputs: [],
-      error: null,
-      checkpoint: null,
-      degraded: null,
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      endedAt: null,
-    };
+    const job = newJobRecord({ id: randomUUID(), workflow: structuredClone(workflow), params: structuredClone(params), options: opts, now });
     const { created, job: stored } = await this.#store.createJob(job);
     if (created) {
       this.#emitState(stored, null);

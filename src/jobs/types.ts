@@ -185,3 +185,31 @@ export interface JobRecord {
   startedAt: number | null;
   endedAt: number | null;
 }
+
+/** A fresh queued job with no attempts yet; priority and idempotencyKey come from `options`. */
+export function newJobRecord(init: { id: string; workflow: ApiWorkflow; params?: JobParams; options?: JobOptions; now: number }): JobRecord {
+  const options = init.options ?? {};
+  return {
+    id: init.id,
+    status: 'queued',
+    workflow: init.workflow,
+    params: init.params ?? {},
+    options,
+    priority: options.priority ?? 0,
+    idempotencyKey: options.idempotencyKey ?? null,
+    progress: 0,
+    server: null,
+    promptId: null,
+    attempts: [],
+    recoveryHistory: [],
+    retryCount: 0,
+    outputs: [],
+    error: null,
+    checkpoint: null,
+    degraded: null,
+    createdAt: init.now,
+    updatedAt: init.now,
+    startedAt: null,
+    endedAt: null,
+  };
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiWorkflow } from '../comfy/types.js';
 import { ERROR_CODES, ERROR_REGISTRY, type ErrorCode } from '../errors/codes.js';
-import type { AttemptRecord, InputChange, JobOptions, JobRecord, StrategyName } from '../jobs/types.js';
+import { newJobRecord, type AttemptRecord, type InputChange, type JobOptions, type JobRecord, type StrategyName } from '../jobs/types.js';
 import { deepFreeze, fluxUnet, hiresFixTwoSamplers, sd15Txt2img, sdxlRefiner } from '../../test/fixtures/workflows/index.js';
 import { applyParams } from './patcher.js';
 import { compilePolicy, decideNext, type DecisionInput, type PoolServer, type RecoveryDecision, type RecoveryPolicy } from './policy.js';
@@ -40,27 +40,10 @@ class Engine {
     this.maxRetries = opts.maxRetries ?? 3;
     this.policy = opts.policy ?? compilePolicy();
     this.job = {
-      id: 'job-1',
+      ...newJobRecord({ id: 'job-1', workflow, options: opts.options ?? {}, now: 0 }),
       status: 'running',
-      workflow,
-      params: {},
-      options: opts.options ?? {},
-      priority: 0,
-      idempotencyKey: null,
-      progress: 0,
-      server: null,
-      promptId: null,
       attempts: [this.attempt(1, opts.firstServer ?? opts.pool[0]?.name ?? 'a', workflow)],
-      recoveryHistory: [],
-      retryCount: 0,
-      outputs: [],
-      error: null,
-      checkpoint: null,
-      degraded: null,
-      createdAt: 0,
-      updatedAt: 0,
       startedAt: 0,
-      endedAt: null,
     };
   }
 

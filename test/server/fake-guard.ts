@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiWorkflow } from '../../src/comfy/types.js';
 import type { Guard, GuardStats, JobEvent, ServerHealthView, SubmitResult } from '../../src/jobs/guard-api.js';
-import { isTerminal, type JobOptions, type JobParams, type JobRecord, type JobStatus } from '../../src/jobs/types.js';
+import { isTerminal, newJobRecord, type JobOptions, type JobParams, type JobRecord, type JobStatus } from '../../src/jobs/types.js';
 import { MemoryStore } from '../../src/store/memory.js';
 
 class FakeGuardError extends Error {
@@ -41,29 +41,7 @@ export class FakeGuard implements Guard {
   async submit(workflow: ApiWorkflow, options: JobOptions & { params?: JobParams } = {}): Promise<SubmitResult> {
     const { params = {}, ...opts } = options;
     const now = Date.now();
-    const job: JobRecord = {
-      id: randomUUID(),
-      status: 'queued',
-      workflow,
-      params,
-      options: opts,
-      priority: opts.priority ?? 0,
-      idempotencyKey: opts.idempotencyKey ?? null,
-      progress: 0,
-      server: null,
-      promptId: null,
-      attempts: [],
-      recoveryHistory: [],
-      retryCount: 0,
-      outputs: [],
-      error: null,
-      checkpoint: null,
-      degraded: null,
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      endedAt: null,
-    };
+    const job = newJobRecord({ id: randomUUID(), workflow, params, options: opts, now });
     const { created, job: stored } = await this.store.createJob(job);
     if (created) this.emit({ type: 'state', jobId: stored.id, from: null, to: 'queued', at: now, job: stored });
     return { id: stored.id, status: stored.status, created };

@@ -3,7 +3,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ApiWorkflow } from '../../src/comfy/types.js';
-import type { AttemptRecord, Checkpoint, JobRecord, RecoveryStep } from '../../src/jobs/types.js';
+import { newJobRecord, type AttemptRecord, type Checkpoint, type JobRecord, type RecoveryStep } from '../../src/jobs/types.js';
 import type { Clock, TimerHandle } from '../../src/util/clock.js';
 
 /** A text-to-image workflow shaped like ComfyUI's default graph, with a seed above 2^32. */
@@ -26,27 +26,13 @@ export function sampleWorkflow(seed = 1125899906842597): ApiWorkflow {
 export function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
   const createdAt = overrides.createdAt ?? 1_700_000_000_000;
   return {
-    id: overrides.id ?? randomUUID(),
-    status: 'queued',
-    workflow: sampleWorkflow(),
-    params: { width: 512, height: 512, seed: 1125899906842597, prompt: 'a lighthouse' },
-    options: { maxRetries: 3, timeoutMs: 600_000, recovery: { COMFYUI_OOM: ['free_memory', 'reduce_batch'] } },
-    priority: 0,
-    idempotencyKey: null,
-    progress: 0,
-    server: null,
-    promptId: null,
-    attempts: [],
-    recoveryHistory: [],
-    retryCount: 0,
-    outputs: [],
-    error: null,
-    checkpoint: null,
-    degraded: null,
-    createdAt,
-    updatedAt: createdAt,
-    startedAt: null,
-    endedAt: null,
+    ...newJobRecord({
+      id: overrides.id ?? randomUUID(),
+      workflow: sampleWorkflow(),
+      params: { width: 512, height: 512, seed: 1125899906842597, prompt: 'a lighthouse' },
+      options: { maxRetries: 3, timeoutMs: 600_000, recovery: { COMFYUI_OOM: ['free_memory', 'reduce_batch'] } },
+      now: createdAt,
+    }),
     ...overrides,
   };
 }
