@@ -7,107 +7,28 @@
  * length, type, format and metadata) in order, waiting for the client's frame where the recording
  * has a `ws_send`. Real loopback on port 0. Reusable by any test (the simulator's included).
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { Capture, CaptureEvent, HttpEvent, OtherEvent, WsBinaryEvent, WsControlEvent, WsEvent, WsSendEvent } from './captures.js';
 
 // ---------------------------------------------------------------------------
 // Capture files
 // ---------------------------------------------------------------------------
 
-/** A recorded HTTP exchange (`error` instead of `status` when the connection failed). */
-export interface HttpCaptureEvent {
-  kind: 'http';
-  t_ms: number;
-  method: string;
-  path: string;
-  label?: string;
-  request_body?: unknown;
-  status?: number;
-  response_content_type?: string;
-  response_body?: unknown;
-  response_body_text?: string;
-  response_body_length?: number;
-  response_body_head_hex?: string;
-  error?: { name: string; message: string; cause_code?: string; cause_message?: string };
-}
+export type { Capture, CaptureEvent } from './captures.js';
+export { capturesDir, listCaptures, loadCapture } from './captures.js';
 
-/** One recorded text frame from the server. */
-export interface WsCaptureEvent {
-  kind: 'ws';
-  t_ms: number;
-  socket?: string;
-  data: { type: string; data?: unknown };
-}
-
-/** One recorded binary frame from the server (head only; the rest is synthesised). */
-export interface WsBinaryCaptureEvent {
-  kind: 'ws_binary';
-  t_ms: number;
-  socket?: string;
-  length: number;
-  head_hex: string;
-  event_type: number;
-  image_format?: number;
-  image_head_hex?: string;
-  metadata_length?: number;
-  metadata?: Record<string, unknown>;
-}
-
-/** A text frame the client sent. */
-export interface WsSendCaptureEvent {
-  kind: 'ws_send';
-  t_ms: number;
-  socket?: string;
-  data: unknown;
-}
-
-/** Every other event kind (ws_open, ws_close, ws_error, ws_client_close, process, note). */
-export interface OtherCaptureEvent {
-  kind: 'ws_open' | 'ws_close' | 'ws_error' | 'ws_client_close' | 'process' | 'note';
-  t_ms: number;
-  socket?: string;
-  [k: string]: unknown;
-}
-
-export type CaptureEvent = HttpCaptureEvent | WsCaptureEvent | WsBinaryCaptureEvent | WsSendCaptureEvent | OtherCaptureEvent;
-
-/** One capture file. */
-export interface Capture {
-  scenario: string;
-  comfyui_commit?: string;
-  recorded_at?: string;
-  notes?: string;
-  events: CaptureEvent[];
-}
-
-/** The folder holding the capture files (`COMFY_CAPTURES_DIR` overrides). */
-export function capturesDir(): string {
-  return process.env['COMFY_CAPTURES_DIR'] ?? fileURLToPath(new URL('../comfy/captures/', import.meta.url));
-}
-
-/** Names of every capture file, without `.json`. */
-export function listCaptures(): string[] {
-  return readdirSync(capturesDir())
-    .filter((f) => f.endsWith('.json'))
-    .map((f) => f.slice(0, -'.json'.length))
-    .sort();
-}
-
-/** Loads one capture by scenario name (`ok_simple`, `invalid_body`, ...). */
-export function loadCapture(name: string): Capture {
-  const raw: unknown = JSON.parse(readFileSync(`${capturesDir()}/${name}.json`, 'utf8'));
-  if (typeof raw !== 'object' || raw === null || !Array.isArray((raw as { events?: unknown }).events)) {
-    throw new Error(`capture ${name}: not a capture file (no events array)`);
-  }
-  return raw as Capture;
-}
+/** The capture event types under the names the protocol tests use (defined in `captures.ts`). */
+export type HttpCaptureEvent = HttpEvent;
+export type WsCaptureEvent = WsEvent;
+export type WsBinaryCaptureEvent = WsBinaryEvent;
+export type WsSendCaptureEvent = WsSendEvent;
+export type OtherCaptureEvent = WsControlEvent | OtherEvent;
 
 /** The recorded HTTP exchanges that got a response, optionally filtered. */
-export function httpExchanges(capture: Capture, filter: Partial<Pick<HttpCaptureEvent, 'method' | 'label'>> & { path?: string | RegExp; status?: number } = {}): HttpCaptureEvent[] {
+export function httpExchanges(capture: Pick<Capture, 'events'>, filter: Partial<Pick<HttpCaptureEvent, 'method' | 'label'>> & { path?: string | RegExp; status?: number } = {}): HttpCaptureEvent[] {
   return capture.events.filter((e): e is HttpCaptureEvent => {
     if (e.kind !== 'http' || e.status === undefined) return false;
     if (filter.method && e.method !== filter.method) return false;
@@ -120,7 +41,7 @@ export function httpExchanges(capture: Capture, filter: Partial<Pick<HttpCapture
 }
 
 /** The server -> client frames of one recorded socket (all sockets when `socket` is omitted). */
-export function wsScript(capture: Capture, socket?: string): Array<WsCaptureEvent | WsBinaryCaptureEvent | WsSendCaptureEvent> {
+export function wsScript(capture: Pick<Capture, 'events'>, socket?: string): Array<WsCaptureEvent | WsBinaryCaptureEvent | WsSendCaptureEvent> {
   return capture.events.filter(
     (e): e is WsCaptureEvent | WsBinaryCaptureEvent | WsSendCaptureEvent =>
       (e.kind === 'ws' || e.kind === 'ws_binary' || e.kind === 'ws_send') && (socket === undefined || e.socket === socket),
@@ -230,10 +151,9 @@ export interface CaptureServer {
  */
 export async function startCaptureServer(source: Capture | CaptureEvent[], options: CaptureServerOptions = {}): Promise<CaptureServer> {
   const events = Array.isArray(source) ? source : source.events;
-  const capture: Capture = Array.isArray(source) ? { scenario: 'inline', events } : source;
-  const exchanges = [...(options.extraHttp ?? []), ...httpExchanges(capture)];
+  const exchanges = [...(options.extraHttp ?? []), ...httpExchanges({ events })];
   const consumed = new Set<HttpCaptureEvent>();
-  const script = options.ws ?? wsScript(capture, options.socket ?? firstSocketName(events));
+  const script = options.ws ?? wsScript({ events }, options.socket ?? firstSocketName(events));
   const requests: ReceivedRequest[] = [];
   const connections: ReceivedConnection[] = [];
   const sockets = new Set<Socket>();

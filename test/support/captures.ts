@@ -1,12 +1,13 @@
 /**
  * Loads the recorded ComfyUI 0.3.64 traffic (`test/comfy/captures/`, a vendored copy of
- * `shared/comfyui-captures/`) as typed events, in the order the files were recorded.
+ * `shared/comfyui-captures/`) as typed events, in the order the files were recorded. The one
+ * definition of the capture format; the capture server (`capture-server.ts`) replays these.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CAPTURES_DIR = fileURLToPath(new URL('../comfy/captures/', import.meta.url));
-
+/** A recorded HTTP exchange (`error` instead of `status` when the connection failed). */
 export interface HttpEvent {
   kind: 'http';
   t_ms: number;
@@ -23,6 +24,7 @@ export interface HttpEvent {
   error?: { name: string; message: string; cause_code?: string; cause_message?: string };
 }
 
+/** One recorded text frame from the server. */
 export interface WsEvent {
   kind: 'ws';
   t_ms: number;
@@ -30,6 +32,7 @@ export interface WsEvent {
   data: { type: string; data: Record<string, unknown> };
 }
 
+/** One recorded binary frame from the server (head only; the rest is synthesised). */
 export interface WsBinaryEvent {
   kind: 'ws_binary';
   t_ms: number;
@@ -43,17 +46,26 @@ export interface WsBinaryEvent {
   metadata?: Record<string, unknown>;
 }
 
+/** A text frame the client sent. */
+export interface WsSendEvent {
+  kind: 'ws_send';
+  t_ms: number;
+  socket?: string;
+  data: unknown;
+}
+
+/** A socket opening, closing or failing. */
 export interface WsControlEvent {
-  kind: 'ws_open' | 'ws_send' | 'ws_client_close' | 'ws_close' | 'ws_error';
+  kind: 'ws_open' | 'ws_client_close' | 'ws_close' | 'ws_error';
   t_ms: number;
   socket?: string;
   path?: string;
-  data?: unknown;
   code?: number;
   reason?: string;
   message?: string;
 }
 
+/** A server process action (kill, restart) or a recorder's note. */
 export interface OtherEvent {
   kind: 'process' | 'note';
   t_ms: number;
@@ -61,8 +73,9 @@ export interface OtherEvent {
   text?: string;
 }
 
-export type CaptureEvent = HttpEvent | WsEvent | WsBinaryEvent | WsControlEvent | OtherEvent;
+export type CaptureEvent = HttpEvent | WsEvent | WsBinaryEvent | WsSendEvent | WsControlEvent | OtherEvent;
 
+/** One capture file; `file` is its name with `.json`. */
 export interface Capture {
   file: string;
   scenario: string;
@@ -72,17 +85,33 @@ export interface Capture {
   events: CaptureEvent[];
 }
 
-/** One capture file by name (`ok_simple` or `ok_simple.json`). */
+/** The folder holding the capture files (`COMFY_CAPTURES_DIR` overrides). */
+export function capturesDir(): string {
+  return process.env['COMFY_CAPTURES_DIR'] ?? fileURLToPath(new URL('../comfy/captures/', import.meta.url));
+}
+
+/** Names of every capture file, without `.json`. */
+export function listCaptures(): string[] {
+  return readdirSync(capturesDir())
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -'.json'.length))
+    .sort();
+}
+
+/** One capture file by name (`ok_simple` or `ok_simple.json`), its events in time order. */
 export function loadCapture(name: string): Capture {
   const file = name.endsWith('.json') ? name : `${name}.json`;
-  const raw = JSON.parse(readFileSync(`${CAPTURES_DIR}${file}`, 'utf8')) as Omit<Capture, 'file'>;
-  return { ...raw, file, events: [...raw.events].sort((a, b) => a.t_ms - b.t_ms) };
+  const raw: unknown = JSON.parse(readFileSync(join(capturesDir(), file), 'utf8'));
+  if (typeof raw !== 'object' || raw === null || !Array.isArray((raw as { events?: unknown }).events)) {
+    throw new Error(`capture ${name}: not a capture file (no events array)`);
+  }
+  const capture = raw as Omit<Capture, 'file'>;
+  return { ...capture, file, events: [...capture.events].sort((a, b) => a.t_ms - b.t_ms) };
 }
 
 /** Every capture, in recording order (they were recorded against one server process). */
 export function loadCaptures(): Capture[] {
-  return readdirSync(CAPTURES_DIR)
-    .filter((f) => f.endsWith('.json'))
-    .map(loadCapture)
+  return listCaptures()
+    .map((name) => loadCapture(name))
     .sort((a, b) => (a.recorded_at < b.recorded_at ? -1 : a.recorded_at > b.recorded_at ? 1 : 0));
 }
