@@ -3,7 +3,7 @@ import type { ApiWorkflow } from '../../src/comfy/types.js';
 import type { AnalyticsEvent } from '../../src/jobs/guard-api.js';
 import { sd15Txt2img } from '../fixtures/workflows/index.js';
 import { until } from '../support/wait.js';
-import { progressOf, startRig, strategies, type Rig } from './harness.js';
+import { holdFirst, progressOf, startRig, strategies, type Rig } from './harness.js';
 
 let rig: Rig | null = null;
 afterEach(async () => {
@@ -151,21 +151,12 @@ describe('job engine against simulators', () => {
   });
 
   it('resubmits after a server crash lost the running prompt', async () => {
-    let release: () => void = () => {};
-    const held = new Promise<void>((r) => (release = r));
-    let holds = 0;
-    rig = await startRig([
-      {
-        nodeGate: ({ classType }) => {
-          if (classType !== 'KSampler' || holds++ > 0) return;
-          return held;
-        },
-      },
-    ]);
+    const sampler = holdFirst('KSampler');
+    rig = await startRig([{ nodeGate: sampler.nodeGate }]);
     const { id } = await rig.guard.submit(sd15({ steps: 4 }));
-    await until(() => holds > 0, 'the sampler to start');
+    await until(() => sampler.held() > 0, 'the sampler to start');
     await rig.sims[0]!.crash();
-    release();
+    sampler.release();
     const job = await rig.guard.wait(id);
     expect(job.status).toBe('completed');
     expect(job.attempts.length).toBeGreaterThanOrEqual(2);
@@ -174,21 +165,12 @@ describe('job engine against simulators', () => {
   });
 
   it('resubmits a job interrupted by someone else', async () => {
-    let release: () => void = () => {};
-    const held = new Promise<void>((r) => (release = r));
-    let holds = 0;
-    rig = await startRig([
-      {
-        nodeGate: ({ classType }) => {
-          if (classType !== 'KSampler' || holds++ > 0) return;
-          return held;
-        },
-      },
-    ]);
+    const sampler = holdFirst('KSampler');
+    rig = await startRig([{ nodeGate: sampler.nodeGate }]);
     const { id } = await rig.guard.submit(sd15({ steps: 4 }));
-    await until(() => holds > 0, 'the sampler to start');
+    await until(() => sampler.held() > 0, 'the sampler to start');
     await fetch(`${rig.sims[0]!.url}/interrupt`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
-    release();
+    sampler.release();
     const job = await rig.guard.wait(id);
     expect(job.status).toBe('completed');
     expect(job.attempts[0]!.code).toBe('COMFYUI_INTERRUPTED');

@@ -70,3 +70,21 @@ export function strategies(job: JobRecord): string[] {
 export function totalExecutions(sims: Simulator[]): number {
   return sims.reduce((n, s) => n + Object.values(s.stats().executions).reduce((a, b) => a + b, 0), 0);
 }
+
+/**
+ * A simulator node gate that holds the first node of `classType` until `release()`; `held()` counts
+ * how many such nodes reached the gate, so a test can wait for the hold to begin.
+ */
+export function holdFirst(classType: string): { nodeGate: NonNullable<SimulatorOptions['nodeGate']>; release: () => void; held(): number } {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  let holds = 0;
+  return {
+    nodeGate: (info) => {
+      if (info.classType !== classType || holds++ > 0) return;
+      return gate;
+    },
+    release: () => release(),
+    held: () => holds,
+  };
+}
