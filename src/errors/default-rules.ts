@@ -383,7 +383,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     code: 'COMFYUI_AUTH_ERROR',
     when: {
       message: [
-        rx(/Unauthori[sz]ed|\b403\b[^\n]{0,20}Forbidden|\b(?:HTTP|status|response|code)[ :]*40[137]\b|\bForbidden\b|Handshake status 40[13]|bad HTTP response '?40[13]|Please log ?in|log ?in (?:first|required)|not logged in|not authori[sz]ed|authentication (?:failed|required|error)|AuthenticationError|PermissionDeniedError|invalid[_ ](?:api[ _-]?key|token|credentials)|incorrect api[ _-]?key|api[ _-]?key (?:is )?(?:missing|invalid|required|not (?:set|provided|found|valid))|missing (?:api[ _-]?key|credentials|token|Authorization)/),
+        rx(/Unauthori[sz]ed|\b403\b[^\n]{0,20}Forbidden|\bHTTP[ :]*40[137]\b|\bstatus[ :]*40[137]\b|\bresponse[ :]*40[137]\b|\bcode[ :]*40[137]\b|\bForbidden\b|Handshake status 40[13]|bad HTTP response '?40[13]|Please log ?in|log ?in (?:first|required)|not logged in|not authori[sz]ed|authentication (?:failed|required|error)|AuthenticationError|PermissionDeniedError|invalid[_ ](?:api[ _-]?key|token|credentials)|incorrect api[ _-]?key|api[ _-]?key (?:is )?(?:missing|invalid|required|not (?:set|provided|found|valid))|missing (?:api[ _-]?key|credentials|token|Authorization)/),
         rx(/problem with your account|account (?:is )?(?:suspended|disabled|banned|locked|not found)|insufficient (?:credits|balance|funds)|insufficient_quota|credit balance is too low|not enough credits|out of credits|Payment Required|\b402\b|billing|GatedRepoError|gated repo|token (?:has )?expired|non matching host and origin|Access denied/),
       ],
     },
@@ -393,7 +393,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
     id: 'interrupted.text',
     code: 'COMFYUI_INTERRUPTED',
     when: {
-      message: [rx(/Processing interrupted|InterruptProcessingException|execution_interrupted|interrupted by (?:the )?user|(?:stopped|cancell?ed|aborted) by (?:the )?user|user (?:interrupt|cancel)(?:ed|led)?\b|\b(?:prompt|job|execution|generation|workflow|run) (?:was |has been )?(?:interrupted|cancell?ed)\b/)],
+      message: [rx(/Processing interrupted|InterruptProcessingException|execution_interrupted|interrupted by (?:the )?user|(?:stopped|cancell?ed|aborted) by (?:the )?user|user (?:interrupt|cancel)(?:ed|led)?\b|\bprompt (?:was |has been )?(?:interrupted|cancell?ed)\b|\bjob (?:was |has been )?(?:interrupted|cancell?ed)\b|\bexecution (?:was |has been )?(?:interrupted|cancell?ed)\b|\bgeneration (?:was |has been )?(?:interrupted|cancell?ed)\b|\bworkflow (?:was |has been )?(?:interrupted|cancell?ed)\b|\brun (?:was |has been )?(?:interrupted|cancell?ed)\b/)],
     },
   },
   { id: 'workflow.invalid-prompt', code: 'COMFYUI_WORKFLOW_ERROR', when: { validationType: ['invalid_prompt', 'legacy'] } },

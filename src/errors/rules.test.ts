@@ -66,6 +66,13 @@ describe('literal anchors', () => {
     expect(topLevelAlternatives(String.raw`a(b|c)|[|]d|e\|f`)).toEqual(['a(b|c)', '[|]d', String.raw`e\|f`]);
   });
 
+  it('gives every alternative of every built-in text pattern an anchor (none runs on every text)', () => {
+    const unanchored = builtinRules().rules.flatMap((r) =>
+      [...(r.message ?? []), ...(r.messageAll ?? []), ...(r.notMessage ?? [])].flatMap((p) => p.alts.filter((a) => a.anchor < 0).map((a) => `${r.id}: ${a.re.source}`)),
+    );
+    expect(unanchored).toEqual([]);
+  });
+
   it('scans case-insensitively like the /i regexes, including overlapping and nested anchors', () => {
     const anchors = ['out of memory', 'memory', 'cuda error: ', 'or: o', '服务器繁忙', 'abc'];
     const sc = new AnchorScanner(anchors);

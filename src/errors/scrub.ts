@@ -30,8 +30,9 @@ const TOKEN_WITH_SLASH = /(?<![^\s'"<>()[\]{},;`])[^\s'"<>()[\]{},;`]*[\\/][^\s'
 const SLASH_WORDS = /^(?:n\/a|i\/o|and\/or|it\/s|s\/it|w\/|w\/o|[\d./:%]+|<url>|\/)$/i;
 
 /** Runs of token characters ([A-Za-z0-9+/_=-]) long enough to hide a secret. */
-const RUN_19 = /[A-Za-z0-9+/_=-]{19}/;
-const RUN_40 = /[A-Za-z0-9+/_=-]{40}/;
+// The lookbehind starts a match only at the beginning of a run: linear time.
+const RUN_19 = /(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{19}/;
+const RUN_40 = /(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{40}/;
 
 /**
  * A token with a slash is a path when it is rooted (`/x`, `~/x`, `./x`), uses backslashes, has two
@@ -109,7 +110,7 @@ const SECRET_HINT =
 const RISKY_CHAR = /[/\\@<>`]/;
 const RISKY_COLON = /:[/\\:]|:[^:]*:[^:]*:/;
 const DOTTED_NUMBER = /\d\.\d+\.\d/;
-const LONG_RUN = /[A-Za-z0-9+_=-]{19,}/g;
+const LONG_RUN = /(?<![A-Za-z0-9+_=-])[A-Za-z0-9+_=-]{19,}/g;
 
 /**
  * True when a short line could hold anything `scrubText` removes: a separator, `@`, markup, a
