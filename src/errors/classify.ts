@@ -9,7 +9,7 @@ import { CODES_WITH_EXCEPTION_DETAIL, exceptionTypeOf, missingModelsOf, missingN
 import { observe, type EvidenceKind, type Facts } from './evidence.js';
 import { ComfyGuardError, isComfyGuardError } from './guard-error.js';
 import { render } from './render.js';
-import { builtinRules, ClassifierRules, type CompiledRule } from './rules.js';
+import { builtinRules, ClassifierRules } from './rules.js';
 import { safeErrorMessage, safeErrorName, strProp } from './text.js';
 
 /** One node error of a `POST /prompt` validation failure. */
@@ -87,32 +87,6 @@ function classifierFailure(err: unknown): Classification {
     rule: `classifier.failure: ${safeErrorMessage(err).slice(0, 200)}`,
     evidenceKind: 'none',
   };
-}
-
-/**
- * Where the evidence text shows the failure, for quoting that line: the deciding rule's first text
- * match, else the first text match of another rule with the same code (e.g. a rule that decided by
- * exception type alone).
- */
-function matchIndexOf(table: ClassifierRules, rule: CompiledRule, text: string): number | undefined {
-  const first = (r: CompiledRule): number | undefined => {
-    for (const list of [r.message, r.messageAll]) {
-      if (list === null) continue;
-      for (const p of list) {
-        const m = p.re.exec(text);
-        if (m) return m.index;
-      }
-    }
-    return undefined;
-  };
-  const own = first(rule);
-  if (own !== undefined) return own;
-  for (const r of table.rulesFor(rule.code)) {
-    if (r === rule) continue;
-    const at = first(r);
-    if (at !== undefined) return at;
-  }
-  return undefined;
 }
 
 const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set(['COMFYUI_OVERLOADED', 'COMFYUI_SERVER_ERROR', 'COMFYUI_CONNECTION_ERROR', 'COMFYUI_TIMEOUT', 'COMFYUI_GENERATION_ERROR']);
@@ -193,7 +167,7 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
       timeoutPhase: facts?.timeoutPhase,
       server,
       withExceptionDetail: CODES_WITH_EXCEPTION_DETAIL.has(code),
-      matchIndex: rule && CODES_WITH_EXCEPTION_DETAIL.has(code) ? (winnerAt >= 0 ? winnerAt : matchIndexOf(table, rule, text)) : undefined,
+      matchIndex: rule && CODES_WITH_EXCEPTION_DETAIL.has(code) ? (winnerAt >= 0 ? winnerAt : undefined) : undefined,
     });
   const w = words$();
   result.message = w.message;

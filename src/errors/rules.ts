@@ -244,7 +244,7 @@ export class ClassifierRules {
       if (r.gate !== null && open[i] === 0) continue;
       if (ruleMatches(r, facts, found)) {
         this.lastMatch = matched.re;
-        this.lastMatchIndex = matched.index;
+        this.lastMatchIndex = matched.index < 0 ? this.#sameCodeTextIndex(r, facts.text) : matched.index;
         return i;
       }
     }
@@ -258,6 +258,31 @@ export class ClassifierRules {
   lastMatch: RegExp | null = null;
   /** Where `lastMatch` matched in the text (-1 when there is no text match). */
   lastMatchIndex = -1;
+
+  /**
+   * For a rule that decided without looking at the text (e.g. by exception type): where another
+   * rule of the same code finds its text, so the caller can still quote the relevant line. Uses the
+   * anchors of the scan just made.
+   */
+  #sameCodeTextIndex(rule: CompiledRule, text: string): number {
+    const found = this.#found;
+    for (const r of this.rulesFor(rule.code)) {
+      for (const list of [r.message, r.messageAll]) {
+        if (list === null) continue;
+        for (const p of list) {
+          // The leftmost match of the pattern: the line a reader would point at.
+          let best = -1;
+          for (const a of p.alts) {
+            if (a.anchor >= 0 && found[a.anchor] === 0) continue;
+            const m = a.re.exec(text);
+            if (m !== null && (best < 0 || m.index < best)) best = m.index;
+          }
+          if (best >= 0) return best;
+        }
+      }
+    }
+    return -1;
+  }
 
   /**
    * The rules that can possibly match facts of this shape (kind, where, and which structured
