@@ -5,8 +5,8 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { Clock, TimerHandle } from '../../src/util/clock.js';
+import { until } from '../support/wait.js';
 
 const DEFAULT_BOUND_MS = 20_000;
 
@@ -17,11 +17,8 @@ export function tick(): Promise<void> {
 
 /** Resolves when `cond()` is true; rejects with `what` after `boundMs` of real time. */
 export async function waitFor(cond: () => boolean, what: string, boundMs = DEFAULT_BOUND_MS): Promise<void> {
-  const start = performance.now();
-  while (!cond()) {
-    if (performance.now() - start > boundMs) throw new Error(`timed out waiting for ${what}`);
-    await tick();
-  }
+  // Polls on setImmediate: some callers run with setTimeout faked.
+  await until(cond, what, { timeoutMs: boundMs, pause: tick });
 }
 
 /** Collects events from an `on(listener) -> unsubscribe` source. */

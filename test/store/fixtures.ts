@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { ApiWorkflow } from '../../src/comfy/types.js';
 import { newJobRecord, type AttemptRecord, type Checkpoint, type JobRecord, type RecoveryStep } from '../../src/jobs/types.js';
 import type { Clock, TimerHandle } from '../../src/util/clock.js';
+import { until } from '../support/wait.js';
 
 /** A text-to-image workflow shaped like ComfyUI's default graph, with a seed above 2^32. */
 export function sampleWorkflow(seed = 1125899906842597): ApiWorkflow {
@@ -94,9 +95,5 @@ export class ManualClock implements Clock {
 
 /** Polls `cond` until it holds, failing after `timeoutMs` with `what` in the message. */
 export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(cond, what, { timeoutMs });
 }
