@@ -82,7 +82,7 @@ describe('safeDetail fast path', () => {
       ' 10.0.0.5 ', ' 10.0.0.5:8188 ', ' [::1]:8188 ', ' fe80::1:2:3 ', ' gpu-3.internal:8188 ', ' api.example.com ', ' localhost ', ' LOCALHOST:8188 ',
       ' /home/alice/x.png ', String.raw` C:\Users\alice `, ' output/ComfyUI_00001_.png ', ' https://x.y/z ', ' a@b.co ', ' api_key=abc123 ',
       ' token: hunter22 ', ' Bearer abcdefgh12345 ', ' sk-AbCdEf1234567890XyZ ', ' 0123456789abcdef0123456789abcdef ', ' eyJabcdef.eyJghijkl.sigsigsig ',
-      ' <b>x</b> ', ' Password = x ', ' hf_ABCDEFGH12345678ab ',
+      ' <b>x</b> ', ' Password = x ', ' hf_ABCDEFGH12345678ab ', " 'api_key_comfy_org': 'abc' ", ' Authorization: Basic dXNlcjpwYXNz ', ' X-Api-Key: k1 ',
     ];
     let n = 0;
     let seed = 7;

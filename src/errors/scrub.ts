@@ -102,10 +102,18 @@ export function scrubText(text: string): string {
   return s.trim();
 }
 
-/** A secret's keyword followed by an assignment, or an auth scheme followed by a credential. */
-/** Or a stack-trace line (what TRACE_LINE removes). */
-const SECRET_HINT =
-  /(?:key|token|secret|pass(?:word|wd)?|pwd|auth\w*|cookie|session[_-]?id)["']?\s*[:=]|(?:bearer|basic|token)\s+\S{8}|Traceback|File "|\^|During handling of|direct cause|\bat\s[^\n]*:\d+:\d+/i;
+/** A secret's keyword followed by an assignment (`api_key=`, `"token": `). */
+const SECRET_ASSIGN = /(?:key|token|secret|pass(?:word|wd)?|pwd|auth\w*|cookie|session[_-]?id|comfy_org)["']?\s*[:=]/i;
+/** An auth scheme followed by a credential. */
+const AUTH_SCHEME = /(?:bearer|basic|token)\s+\S{8}/i;
+
+/** A secret or a stack-trace line, by cheap substring checks first. */
+function secretOrTrace(s: string): boolean {
+  if ((s.includes(':') || s.includes('=')) && SECRET_ASSIGN.test(s)) return true;
+  if ((s.includes('earer') || s.includes('EARER') || s.includes('asic') || s.includes('ASIC') || s.includes('oken') || s.includes('OKEN')) && AUTH_SCHEME.test(s)) return true;
+  if (s.includes('Traceback') || s.includes('File "') || s.includes('^') || s.includes('During handling of') || s.includes('direct cause')) return true;
+  return s.includes(':') && /\bat\s[^\n]*:\d+:\d+/.test(s);
+}
 
 const RISKY_CHAR = /[/\\@<>`]/;
 const RISKY_COLON = /:[/\\:]|:[^:]*:[^:]*:/;
@@ -127,7 +135,7 @@ function mayNeedScrub(s: string): boolean {
   if (dot && (DOTTED_NUMBER.test(s) || TLD_HINT.test(s))) return true;
   LONG_RUN.lastIndex = 0;
   for (let m = LONG_RUN.exec(s); m !== null; m = LONG_RUN.exec(s)) if (mixedToken(m[0])) return true;
-  return SECRET_HINT.test(s);
+  return secretOrTrace(s);
 }
 
 const PLACEHOLDER = /<(?:path|url|host|ip|email|redacted)>/g;
