@@ -30,9 +30,9 @@ const TOKEN_WITH_SLASH = /(?<![^\s'"<>()[\]{},;`])[^\s'"<>()[\]{},;`]*[\\/][^\s'
 const SLASH_WORDS = /^(?:n\/a|i\/o|and\/or|it\/s|s\/it|w\/|w\/o|[\d./:%]+|<url>|\/)$/i;
 
 /** Runs of token characters ([A-Za-z0-9+/_=-]) long enough to hide a secret. */
-// The lookbehind starts a match only at the beginning of a run: linear time.
-const RUN_19 = /(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{19}/;
-const RUN_40 = /(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{40}/;
+// Anchored at a run's start (line start or a non-token character): linear, and faster in V8 than a lookbehind.
+const RUN_19 = /(?:^|[^A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{19}/;
+const RUN_40 = /(?:^|[^A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{40}/;
 
 /**
  * A token with a slash is a path when it is rooted (`/x`, `~/x`, `./x`), uses backslashes, has two
@@ -118,7 +118,7 @@ function secretOrTrace(s: string): boolean {
 const RISKY_CHAR = /[/\\@<>`]/;
 const RISKY_COLON = /:[/\\:]|:[^:]*:[^:]*:/;
 const DOTTED_NUMBER = /\d\.\d+\.\d/;
-const LONG_RUN = /(?<![A-Za-z0-9+_=-])[A-Za-z0-9+_=-]{19,}/g;
+const LONG_RUN = /(?:^|[^A-Za-z0-9+_=-])([A-Za-z0-9+_=-]{19,})/g;
 
 /**
  * True when a short line could hold anything `scrubText` removes: a separator, `@`, markup, a
@@ -134,7 +134,7 @@ function mayNeedScrub(s: string): boolean {
   if (s.includes(':') && (RISKY_COLON.test(s) || (dot && PORT_HINT.test(s)))) return true;
   if (dot && (DOTTED_NUMBER.test(s) || TLD_HINT.test(s))) return true;
   LONG_RUN.lastIndex = 0;
-  for (let m = LONG_RUN.exec(s); m !== null; m = LONG_RUN.exec(s)) if (mixedToken(m[0])) return true;
+  for (let m = LONG_RUN.exec(s); m !== null; m = LONG_RUN.exec(s)) if (mixedToken(m[1] ?? '')) return true;
   return secretOrTrace(s);
 }
 
