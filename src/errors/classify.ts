@@ -56,6 +56,12 @@ export interface ClassifyOptions {
   context?: { server?: string; promptId?: string };
   /** For Retry-After HTTP dates. @default systemClock */
   clock?: Clock;
+  /**
+   * Render the message and hint with the evidence's details (node, model, module, the scrubbed
+   * exception line). `false` gives the registry's words only: for hot paths that need just the
+   * decision (counting by code, the CLI's JSON lines). @default true
+   */
+  render?: boolean;
 }
 
 function fromGuardError(e: ComfyGuardError): Classification {
@@ -118,17 +124,8 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
   const missingModels =
     code === 'COMFYUI_MODEL_MISSING' ? missingModelsOf(obs.facts, obs.nodeErrors, (f) => table.rules[table.firstMatch(f)]?.code === 'COMFYUI_MODEL_MISSING') : undefined;
   const missingNodeTypes = code === 'COMFYUI_MISSING_NODE' ? missingNodeTypesOf(obs.facts) : undefined;
-  const now = (opts.clock ?? systemClock).now();
-  const retryAfterMs = TRANSIENT_CODES.has(code) ? retryAfterOf(obs.headers, facts?.text ?? '', now) : undefined;
-
-  // For validation, name the nodes whose errors carry this code (a body can mix codes).
-  const relevantErrors =
-    nodeErrors && facts?.kind === 'validation'
-      ? nodeErrors.filter((e) => {
-          const f = obs.facts.find((x) => x.nodeId === e.nodeId && x.validationType === e.type);
-          return f !== undefined && table.rules[table.firstMatch(f)]?.code === code;
-        })
-      : nodeErrors;
+  const clock = opts.clock ?? systemClock;
+  const retryAfterMs = TRANSIENT_CODES.has(code) ? retryAfterOf(obs.headers, facts?.text ?? '', () => clock.now()) : undefined;
 
   const text = facts?.text ?? '';
   const server = opts.context?.server;
@@ -149,6 +146,15 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
   if (missingModels && missingModels.length > 0) result.missingModels = missingModels;
   if (missingNodeTypes && missingNodeTypes.length > 0) result.missingNodeTypes = missingNodeTypes;
 
+  // For validation, name the nodes whose errors carry this code (a body can mix codes).
+  const relevantErrorsOf = () =>
+    nodeErrors && facts?.kind === 'validation'
+      ? nodeErrors.filter((e) => {
+          const f = obs.facts.find((x) => x.nodeId === e.nodeId && x.validationType === e.type);
+          return f !== undefined && table.rules[table.firstMatch(f)]?.code === code;
+        })
+      : nodeErrors;
+
   // Words are rendered last, from the data above (STYLE.md: render messages last).
   const words$ = (): { message: string; hint: string } =>
     render({
@@ -158,7 +164,7 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
       nodeType: node.nodeType,
       exceptionType,
       text,
-      nodeErrors: relevantErrors,
+      nodeErrors: relevantErrorsOf(),
       missingModels,
       missingNodeTypes,
       retryAfterMs,
@@ -169,9 +175,14 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
       withExceptionDetail: CODES_WITH_EXCEPTION_DETAIL.has(code),
       matchIndex: rule && CODES_WITH_EXCEPTION_DETAIL.has(code) ? (winnerAt >= 0 ? winnerAt : undefined) : undefined,
     });
-  const w = words$();
-  result.message = w.message;
-  result.hint = w.hint;
+  if (opts.render === false) {
+    result.message = info.message;
+    result.hint = rule?.hint ?? info.hint;
+  } else {
+    const w = words$();
+    result.message = w.message;
+    result.hint = w.hint;
+  }
   return result;
 }
 

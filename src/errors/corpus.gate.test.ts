@@ -25,6 +25,15 @@ describe('public error corpus', () => {
     }
   });
 
+  it('decides the same with and without rendering words, and uses registry words when not rendering', () => {
+    for (const line of corpus) {
+      const full = classify(corpusEvidence(line));
+      const bare = classify(corpusEvidence(line), { render: false });
+      expect({ ...bare, message: full.message, hint: full.hint }, line.id).toEqual(full);
+      expect(bare.message, line.id).toBe(ERROR_REGISTRY[bare.code].message);
+    }
+  });
+
   it('never uses the label or the notes as classifier input', () => {
     for (const line of corpus.slice(0, 20)) {
       const withLabel = classify(corpusEvidence(line));

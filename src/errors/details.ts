@@ -161,14 +161,14 @@ export function missingNodeTypesOf(facts: Facts[]): string[] {
 }
 
 /** Milliseconds to wait from a Retry-After header (seconds or HTTP-date) or a "retry after N" phrase. */
-export function retryAfterOf(headers: Record<string, string> | undefined, text: string, nowMs: number): number | undefined {
+export function retryAfterOf(headers: Record<string, string> | undefined, text: string, now: () => number): number | undefined {
   const h = headers?.['retry-after'];
   if (h !== undefined) {
     const v = h.trim();
     if (/^\d{1,9}$/.test(v)) return clampDelay(Number(v) * 1000);
     if (/^[A-Za-z]{3},? |GMT$/.test(v)) {
       const at = Date.parse(v);
-      if (!Number.isNaN(at)) return clampDelay(at - nowMs);
+      if (!Number.isNaN(at)) return clampDelay(at - now());
     }
   }
   const t = text.length > HEAD ? text.slice(0, HEAD) : text;

@@ -34,7 +34,8 @@ export async function classifyStream(input: Readable, output: Writable, opts: Cl
       bad++;
       out = { line: lineNo, ...(parsed.id !== undefined ? { id: parsed.id } : {}), error: parsed.error };
     } else {
-      const c = classify(corpusEvidence(parsed.line), opts.rules ? { rules: opts.rules } : {});
+      // The JSON line carries no words unless verbose: skip rendering them.
+      const c = classify(corpusEvidence(parsed.line), { ...(opts.rules ? { rules: opts.rules } : {}), render: opts.verbose === true });
       out = { id: parsed.line.id, code: c.code, category: c.category, retryable: c.retryable };
       if (opts.verbose) Object.assign(out, { rule: c.rule, message: c.message, hint: c.hint });
     }
