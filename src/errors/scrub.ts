@@ -49,7 +49,6 @@ function mixedToken(s: string): boolean {
   return /\d/.test(s) && /[A-Za-z]/.test(s);
 }
 
-const SECRET_WORD = /key|token|secret|pass|pwd|auth|cookie|session|bearer/i;
 const DIGIT_DOT_DIGIT = /\d\.\d/;
 /** Cheap pre-check for HOST: a known TLD after a dot, a host:port, or localhost. */
 const TLD_HINT = /\.(?:com|org|net|io|ai|co|dev|app|cloud|xyz|info|biz|us|uk|de|cn|jp|ru|fr|eu|tv|gg|run|host|local|internal|lan|site|online|tech|chat|space|pro|studio|ml|gpu|proxy)\b/i;
@@ -80,22 +79,20 @@ export function scrubText(text: string): string {
   if (s.includes('<')) s = s.replace(HTML_TAG, ' ');
   // URLs first: a query string's secrets go with the URL.
   if (colon && slash && s.includes('://')) s = s.replace(URL, '<url>');
-  if (SECRET_WORD.test(s)) {
-    s = s.replace(BEARER, '$1 <redacted>');
-    s = s.replace(KEY_VALUE, '$1<redacted>');
-  }
+  if ((colon || s.includes('=')) && SECRET_ASSIGN.test(s)) s = s.replace(KEY_VALUE, '$1<redacted>');
+  if (AUTH_SCHEME.test(s)) s = s.replace(BEARER, '$1 <redacted>');
   if (s.includes('eyJ')) s = s.replace(JWT, '<redacted>');
   if (s.includes('@')) s = s.replace(EMAIL, '<email>');
-  const longRun = RUN_19.test(s);
-  if (longRun) {
+  // Paths before token runs: a path is one long run, and once it is "<path>" the run checks are cheap.
+  if (slash && (colon || s.includes('\\\\'))) s = s.replace(WIN_PATH, '<path>');
+  if (slash) s = s.replace(TOKEN_WITH_SLASH, (m) => (looksLikePath(m) ? '<path>' : m));
+  if (RUN_19.test(s)) {
     s = s.replace(PREFIXED_TOKEN, (m) => (mixedToken(m) ? '<redacted>' : m));
     s = s.replace(LONG_HEX, '<redacted>');
+    if (RUN_40.test(s)) s = s.replace(LONG_B64, (m) => (mixedToken(m) ? '<redacted>' : m));
   }
-  if (slash && (colon || s.includes('\\\\'))) s = s.replace(WIN_PATH, '<path>');
   if (colon && RISKY_COLON.test(s)) s = s.replace(IPV6, '<ip>');
   if (s.includes('.') && DIGIT_DOT_DIGIT.test(s)) s = s.replace(IPV4, '<ip>');
-  if (slash) s = s.replace(TOKEN_WITH_SLASH, (m) => (looksLikePath(m) ? '<path>' : m));
-  if (longRun && RUN_40.test(s)) s = s.replace(LONG_B64, (m) => (mixedToken(m) ? '<redacted>' : m));
   if (hostHint(s)) s = s.replace(HOST, '<host>');
   if (s.includes('<path>')) s = s.replace(/(?:<path>[\s\\/]*){2,}/g, '<path> ');
   if (newline) s = s.replace(/[ \t]+\n/g, '\n').replace(/\n{3,}/g, '\n\n');
