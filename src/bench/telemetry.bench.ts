@@ -24,7 +24,7 @@ class Source implements MetricsSource {
   }
   async stats(): Promise<GuardStats> {
     const byStatus = Object.fromEntries(JOB_STATUSES.map((s) => [s, 10])) as Record<JobStatus, number>;
-    return { totalJobs: 70, byStatus, totalErrors: 0, successfulRecoveries: 0, failedRecoveries: 0, recoveryRate: 0, retrySuccessRate: 0, errorDistribution: {}, byStrategy: {}, degradation: 'full' };
+    return { totalJobs: 70, byStatus, totalErrors: 0, successfulRecoveries: 0, failedRecoveries: 0, recoveryRate: 0, retrySuccessRate: 0, errorDistribution: {}, failuresByCode: {}, byStrategy: {}, degradation: 'full' };
   }
   async servers(): Promise<ServerHealthView[]> {
     return Array.from({ length: SERVERS }, (_, i) => ({

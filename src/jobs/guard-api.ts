@@ -53,9 +53,12 @@ export interface GuardStats {
   failedRecoveries: number;
   /** successfulRecoveries / (successful + failed), 0 when none. */
   recoveryRate: number;
-  /** Share of retried jobs that ended completed. */
+  /** Share of terminal jobs that needed a retry and still ended completed. */
   retrySuccessRate: number;
+  /** Every failed attempt by error code, including failures that recovery fixed. */
   errorDistribution: Record<string, number>;
+  /** Jobs that ended failed or timed out, by their final error code. */
+  failuresByCode: Record<string, number>;
   byStrategy: Record<string, { succeeded: number; failed: number; pending: number }>;
   degradation: DegradationLevel;
 }

@@ -277,27 +277,19 @@ class GuardImpl implements Guard {
       ok += v.succeeded;
       bad += v.failed;
     }
-    const retried = await this.#retriedOutcome();
     return {
       totalJobs: s.total,
       byStatus: s.byStatus,
-      totalErrors: Object.values(s.errorsByCode).reduce((a, b) => a + b, 0) + bad,
+      totalErrors: Object.values(s.attemptErrorsByCode).reduce((a, b) => a + b, 0),
       successfulRecoveries: ok,
       failedRecoveries: bad,
       recoveryRate: ok + bad === 0 ? 0 : ok / (ok + bad),
-      retrySuccessRate: retried.total === 0 ? 0 : retried.completed / retried.total,
-      errorDistribution: s.errorsByCode,
+      retrySuccessRate: s.retriedJobs.terminal === 0 ? 0 : s.retriedJobs.completed / s.retriedJobs.terminal,
+      errorDistribution: s.attemptErrorsByCode,
+      failuresByCode: s.errorsByCode,
       byStrategy: s.recoveries,
       degradation: this.#pool.degradation().level,
     };
-  }
-
-  async #retriedOutcome(): Promise<{ total: number; completed: number }> {
-    // Retried jobs are those with more than one attempt; the store aggregates attempts, not this.
-    const s = await this.#store.stats();
-    const retriedCompleted = Object.values(s.recoveries).reduce((a, v) => a + v.succeeded, 0);
-    const retriedTotal = Object.values(s.recoveries).reduce((a, v) => a + v.succeeded + v.failed, 0);
-    return { total: retriedTotal, completed: retriedCompleted };
   }
 
   async servers(): Promise<ServerHealthView[]> {

@@ -232,7 +232,8 @@ export const StatsSchema = z
     failedRecoveries: z.number().int(),
     recoveryRate: z.number().describe('successfulRecoveries / (successful + failed); 0 when none'),
     retrySuccessRate: z.number().describe('Share of retried jobs that ended completed'),
-    errorDistribution: counts.describe('Final error code -> count'),
+    errorDistribution: counts.describe('Failed attempts by error code (including failures that recovery fixed)'),
+    failuresByCode: counts.describe('Jobs that ended failed or timed out, by final error code'),
     degradation: z.string(),
   })
   .meta({ id: 'Stats' });

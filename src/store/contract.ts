@@ -42,6 +42,10 @@ export interface StoreStats {
   byStatus: Record<JobStatus, number>;
   /** Count of jobs by final error code (failed/timed_out jobs). */
   errorsByCode: Record<string, number>;
+  /** Failed attempts by error code (every failure, including those recovered from). */
+  attemptErrorsByCode: Record<string, number>;
+  /** Terminal jobs that needed at least one retry, and how many of them completed. */
+  retriedJobs: { terminal: number; completed: number };
   /** Recovery steps by strategy and outcome. */
   recoveries: Record<string, { succeeded: number; failed: number; pending: number }>;
   totalAttempts: number;

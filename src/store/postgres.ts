@@ -306,7 +306,7 @@ export class PostgresStore implements JobStore {
     const t = `${this.#s}.jobs`;
     const arrayOrEmpty = (c: string) => `CASE WHEN jsonb_typeof(${c}) = 'array' THEN ${c} ELSE '[]'::jsonb END`;
     return this.#withRetry('stats', undefined, async () => {
-      const [byStatus, errors, steps, totals] = await Promise.all([
+      const [byStatus, errors, steps, totals, attemptErrors, retried] = await Promise.all([
         this.#q(`SELECT status, count(*)::int AS n FROM ${t} GROUP BY status`, []),
         this.#q(`SELECT error_code, count(*)::int AS n FROM ${t} WHERE status = ANY($1::text[]) AND error_code IS NOT NULL GROUP BY error_code`, [ERROR_STATUSES]),
         this.#q(
@@ -316,6 +316,16 @@ export class PostgresStore implements JobStore {
           [],
         ),
         this.#q(`SELECT coalesce(sum(jsonb_array_length(${arrayOrEmpty('attempts')})), 0)::float8 AS attempts, coalesce(sum(retry_count), 0)::float8 AS retries FROM ${t}`, []),
+        this.#q(
+          `SELECT e->>'code' AS code, count(*)::int AS n FROM ${t}, jsonb_array_elements(${arrayOrEmpty('attempts')}) AS e
+           WHERE e->>'code' IS NOT NULL GROUP BY 1`,
+          [],
+        ),
+        this.#q(
+          `SELECT count(*)::int AS terminal, count(*) FILTER (WHERE status = 'completed')::int AS completed FROM ${t}
+           WHERE retry_count > 0 AND status = ANY($1::text[])`,
+          [TERMINAL],
+        ),
       ]);
       const stats = emptyStats();
       for (const r of byStatus.rows) {
@@ -326,6 +336,8 @@ export class PostgresStore implements JobStore {
       for (const r of steps.rows) addRecovery(stats, String(r.strategy), r.success === true ? true : r.success === false ? false : null, Number(r.n));
       stats.totalAttempts = Number(totals.rows[0]?.attempts ?? 0);
       stats.totalRetries = Number(totals.rows[0]?.retries ?? 0);
+      for (const r of attemptErrors.rows) stats.attemptErrorsByCode[String(r.code)] = Number(r.n);
+      stats.retriedJobs = { terminal: Number(retried.rows[0]?.terminal ?? 0), completed: Number(retried.rows[0]?.completed ?? 0) };
       return stats;
     });
   }

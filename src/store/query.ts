@@ -2,7 +2,7 @@
  * Query plumbing shared by every store: normalising a JobQuery, the opaque keyset cursor, and the
  * statistics accumulator for stores that aggregate in JS (memory, Redis).
  */
-import { JOB_STATUSES, type JobRecord, type JobStatus } from '../jobs/types.js';
+import { JOB_STATUSES, TERMINAL_STATUSES, type JobRecord, type JobStatus } from '../jobs/types.js';
 import type { JobQuery, StoreStats } from './contract.js';
 import { StoreError, type StoreBackend } from './errors.js';
 
@@ -88,7 +88,7 @@ export function toPage<T extends KeysetPosition>(sorted: T[], limit: number): { 
 /** Statistics with every status present and zero. */
 export function emptyStats(): StoreStats {
   const byStatus = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-  return { total: 0, byStatus, errorsByCode: {}, recoveries: {}, totalAttempts: 0, totalRetries: 0 };
+  return { total: 0, byStatus, errorsByCode: {}, attemptErrorsByCode: {}, retriedJobs: { terminal: 0, completed: 0 }, recoveries: {}, totalAttempts: 0, totalRetries: 0 };
 }
 
 /** Statuses whose error code counts in `errorsByCode`. */
@@ -102,6 +102,11 @@ export function addToStats(stats: StoreStats, job: JobRecord): void {
   for (const step of job.recoveryHistory) addRecovery(stats, step.strategy, step.success);
   stats.totalAttempts += job.attempts.length;
   stats.totalRetries += job.retryCount;
+  for (const a of job.attempts) if (a.code) stats.attemptErrorsByCode[a.code] = (stats.attemptErrorsByCode[a.code] ?? 0) + 1;
+  if (job.retryCount > 0 && TERMINAL_STATUSES.has(job.status)) {
+    stats.retriedJobs.terminal += 1;
+    if (job.status === 'completed') stats.retriedJobs.completed += 1;
+  }
 }
 
 /** Adds `n` recovery steps of one strategy and outcome. */

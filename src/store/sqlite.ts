@@ -250,6 +250,17 @@ export class SqliteStore implements JobStore {
       };
       stats.totalAttempts = totals.attempts;
       stats.totalRetries = totals.retries;
+      const attemptErrorsSql = `
+        SELECT json_extract(e.value, '$.code') AS code, count(*) AS n
+        FROM jobs, json_each(${jsonArrayOrEmpty('attempts')}) AS e
+        WHERE json_extract(e.value, '$.code') IS NOT NULL
+        GROUP BY 1`;
+      for (const r of this.#stmt(db, attemptErrorsSql).all() as Array<{ code: string; n: number }>) stats.attemptErrorsByCode[r.code] = r.n;
+      const retried = this.#stmt(
+        db,
+        `SELECT count(*) AS terminal, coalesce(sum(CASE WHEN status = 'completed' THEN 1 ELSE 0 END), 0) AS completed FROM jobs WHERE retry_count > 0 AND status IN ${TERMINAL_SQL}`,
+      ).get() as { terminal: number; completed: number };
+      stats.retriedJobs = { terminal: retried.terminal, completed: retried.completed };
       return stats;
     });
   }

@@ -153,7 +153,8 @@ export class FakeGuard implements Guard {
       failedRecoveries: bad,
       recoveryRate: ok + bad === 0 ? 0 : ok / (ok + bad),
       retrySuccessRate: 0,
-      errorDistribution: s.errorsByCode,
+      errorDistribution: s.attemptErrorsByCode,
+      failuresByCode: s.errorsByCode,
       byStrategy: s.recoveries,
       degradation: 'full',
     };

@@ -419,14 +419,20 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
             error: err('COMFYUI_OOM'),
             retryCount: 3,
             endedAt: 1,
-            attempts: [makeAttempt(1), makeAttempt(2), makeAttempt(3)],
+            attempts: [makeAttempt(1, { status: 'failed', code: 'COMFYUI_OOM' }), makeAttempt(2, { status: 'failed', code: 'COMFYUI_OOM' }), makeAttempt(3, { status: 'failed', code: 'COMFYUI_OOM' })],
             recoveryHistory: [makeStep({ strategy: 'free_memory', success: false }), makeStep({ strategy: 'reduce_batch', success: false })],
           }),
         );
         await store.createJob(makeJob({ status: 'failed', error: err('COMFYUI_OOM'), endedAt: 1 }));
         await store.createJob(makeJob({ status: 'timed_out', error: err('COMFYUI_TIMEOUT'), retryCount: 1, endedAt: 1 }));
         await store.createJob(
-          makeJob({ status: 'completed', retryCount: 1, endedAt: 1, attempts: [makeAttempt(1), makeAttempt(2)], recoveryHistory: [makeStep({ strategy: 'reduce_batch', success: true })] }),
+          makeJob({
+            status: 'completed',
+            retryCount: 1,
+            endedAt: 1,
+            attempts: [makeAttempt(1, { status: 'failed', code: 'COMFYUI_STALLED' }), makeAttempt(2)],
+            recoveryHistory: [makeStep({ strategy: 'reduce_batch', success: true })],
+          }),
         );
         // An error left on a job that later completed is history, not a failure.
         await store.createJob(makeJob({ status: 'completed', error: err('COMFYUI_SERVER_ERROR'), endedAt: 1 }));
@@ -437,6 +443,10 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(s.recoveries).toEqual({ free_memory: { succeeded: 0, failed: 1, pending: 1 }, reduce_batch: { succeeded: 1, failed: 1, pending: 0 } });
         expect(s.totalAttempts).toBe(6);
         expect(s.totalRetries).toBe(5);
+        // Every failed attempt, also one that recovery fixed.
+        expect(s.attemptErrorsByCode).toEqual({ COMFYUI_OOM: 3, COMFYUI_STALLED: 1 });
+        // Terminal jobs with retries: the failed, the timed out and the completed one.
+        expect(s.retriedJobs).toEqual({ terminal: 3, completed: 1 });
       });
 
       it('reports zeros for an empty store', async () => {
@@ -445,6 +455,8 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
           total: 0,
           byStatus: { queued: 0, running: 0, recovering: 0, completed: 0, failed: 0, timed_out: 0, cancelled: 0 },
           errorsByCode: {},
+          attemptErrorsByCode: {},
+          retriedJobs: { terminal: 0, completed: 0 },
           recoveries: {},
           totalAttempts: 0,
           totalRetries: 0,

@@ -31,6 +31,7 @@ export class FakeGuardEvents implements MetricsSource {
       recoveryRate: 0,
       retrySuccessRate: 0,
       errorDistribution: {},
+      failuresByCode: {},
       byStrategy: {},
       degradation: this.level,
     };
