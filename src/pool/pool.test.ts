@@ -363,7 +363,10 @@ describe('ServerPool: degradation', () => {
     const { pool } = makePool({ a: {}, b: {} }, { breaker: { failureThreshold: 1000 } });
     await pool.start();
     for (let i = 0; i < 5; i++) pool.recordSuccess(i % 2 ? 'a' : 'b');
+    // Workload failures (out of memory) say nothing about the pool's health.
     for (let i = 0; i < 5; i++) pool.recordFailure('a', { code: 'COMFYUI_OOM', category: 'recoverable' });
+    expect(pool.degradation().level).toBe('full');
+    for (let i = 0; i < 10; i++) pool.recordFailure('a', { code: 'COMFYUI_SERVER_ERROR', category: 'transient' });
     expect(pool.degradation().level).toBe('medium');
     await vi.advanceTimersByTimeAsync(300_001);
     expect(pool.degradation().level).toBe('full');

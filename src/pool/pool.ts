@@ -321,13 +321,14 @@ export class ServerPool {
   /**
    * An attempt on `name` failed. Its health is probed again before the next use; failures that
    * say the server is in trouble (connection, timeout, 5xx, overload, stall, GPU fault, disk full)
-   * count towards its breaker; capability errors refresh its lists; everything but permanent
-   * (workflow) errors counts towards the error rate behind the degradation level.
+   * count towards its breaker and towards the error rate behind the degradation level;
+   * capability errors refresh its lists. Failures of the workload itself (out of memory, a
+   * missing model, a bad input) say nothing about the pool's health, so they count as answers.
    */
   recordFailure(name: string, c: { code: string; category: string }): void {
     const e = this.#entry(name);
     e.health.invalidate();
-    if (c.category !== 'permanent') this.#errors.record(true);
+    this.#errors.record(SERVER_TROUBLE.has(c.code));
     // Any other failure means the server answered and works: for its breaker that is a success
     // (as cockatiel treats errors it does not handle), which also frees a half-open trial slot.
     if (SERVER_TROUBLE.has(c.code)) void e.breaker.recordFailure();
