@@ -14,6 +14,7 @@ import type { Dispatcher } from '../queue/contract.js';
 import { applyParams, compilePolicy, decideNext, scaleQuality, type PoolView, type RecoveryDecision, type RecoveryPolicy } from '../recovery/index.js';
 import { compileRetryPolicy, type RetryPolicy } from '../resilience/index.js';
 import type { JobQuery, JobPage, JobStore } from '../store/contract.js';
+import { isStoreError } from '../store/errors.js';
 import { openStore } from '../store/open.js';
 import { sleep } from '../util/clock.js';
 import { abortReason, runAttempt, type AttemptResult } from './attempt-runner.js';
@@ -338,6 +339,7 @@ class GuardImpl implements Guard {
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
       if (this.#cleanupTimer) this.#o.clock.clearTimeout(this.#cleanupTimer);
+      for (const t of this.#storeWaits) this.#o.clock.clearTimeout(t);
       // Detach running attempts: their prompts keep running and a restart reattaches to them.
       for (const ac of this.#running.values()) ac.abort(abortReason('shutdown'));
       const steps: Array<() => Promise<unknown>> = [
@@ -371,6 +373,13 @@ class GuardImpl implements Guard {
     try {
       await this.#drive(id, ac.signal);
     } catch (err) {
+      if (isStoreError(err, 'STORE_UNAVAILABLE') && !this.#closing) {
+        // The store is away; the job's record is intact. Pick the job up again once the store
+        // answers: restart-style recovery then reattaches to its prompt or reads its outcome.
+        this.#o.logger.warn({ err, jobId: id }, 'store unavailable; the job resumes when it is back');
+        this.#resumeWhenStoreIsBack(id);
+        return;
+      }
       this.#o.logger.error({ err, jobId: id }, 'job loop failed');
       await this.#failInternal(id, err).catch(() => undefined);
     } finally {
@@ -435,6 +444,21 @@ class GuardImpl implements Guard {
       job = back;
     }
   }
+
+  #resumeWhenStoreIsBack(id: string, attempt = 1): void {
+    const delay = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+    const timer = this.#o.clock.setTimeout(() => {
+      this.#storeWaits.delete(timer);
+      if (this.#closing) return;
+      this.#store
+        .ping()
+        .then(() => this.#dispatcher.enqueue(id, Number.MAX_SAFE_INTEGER))
+        .catch(() => this.#resumeWhenStoreIsBack(id, attempt + 1));
+    }, delay);
+    this.#storeWaits.add(timer);
+  }
+
+  readonly #storeWaits = new Set<ReturnType<ResolvedGuardOptions['clock']['setTimeout']>>();
 
   /** The first attempt: the original workflow with the params applied (and degradation if allowed). */
   #firstAttempt(job: JobRecord, manual: boolean): PlannedAttempt {
