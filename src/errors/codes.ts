@@ -6,6 +6,7 @@
 export const ERROR_CATEGORIES = ['transient', 'recoverable', 'permanent', 'fatal'] as const;
 export type ErrorCategory = (typeof ERROR_CATEGORIES)[number];
 
+/** Every error code, stable and never reused. */
 export const ERROR_CODES = [
   'COMFYUI_CONNECTION_ERROR',
   'COMFYUI_TIMEOUT',
@@ -42,6 +43,7 @@ export interface ErrorCodeInfo {
   action: string;
 }
 
+/** Category, retryability, HTTP status, user message, hint and default action of every code. */
 export const ERROR_REGISTRY: Readonly<Record<ErrorCode, ErrorCodeInfo>> = Object.freeze({
   COMFYUI_CONNECTION_ERROR: {
     category: 'transient',

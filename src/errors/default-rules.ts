@@ -81,6 +81,7 @@ const PY_HTTP_5XX = rx(
 
 // ---- the table -------------------------------------------------------------------------------
 
+/** The built-in rules in evaluation order (see the order and tie rules at the top of this file). */
 export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
   // A. Structured evidence --------------------------------------------------------------------
   { id: 'timeout.stall', code: 'COMFYUI_STALLED', when: { kind: ['timeout'], timeoutPhase: ['stall'] } },

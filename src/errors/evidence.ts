@@ -5,6 +5,7 @@
  */
 import { capText, numProp, prop, safeErrorMessage, safeErrorName, safeStringify, strProp } from './text.js';
 
+/** Every kind of evidence `classify` understands. */
 export const EVIDENCE_KINDS = [
   'transport',
   'http',
@@ -19,6 +20,7 @@ export const EVIDENCE_KINDS = [
 ] as const;
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
 
+/** Phases of our own timeouts: `stall` is classified STALLED, the others TIMEOUT. */
 export const TIMEOUT_PHASES = ['request', 'queue', 'generation', 'stall', 'connect'] as const;
 export type TimeoutPhase = (typeof TIMEOUT_PHASES)[number];
 
