@@ -50,7 +50,7 @@ export interface Classification {
 }
 
 export interface ClassifyOptions {
-  /** A table from `compileRules`. @default the built-in rules */
+  /** A table from `compileRules` (compile configuration once, up front; anything else is ignored). @default the built-in rules */
   rules?: ClassifierRules;
   /** Names used in hints ("install X on server Y"); only plain names are ever shown. */
   context?: { server?: string; promptId?: string };

@@ -3,6 +3,7 @@
  * a test keeps this registry, the `ErrorCode` union and the README's error table in sync.
  */
 
+/** transient: retry as is; recoverable: retry after a change; permanent: fail now; fatal: stop and alert. */
 export const ERROR_CATEGORIES = ['transient', 'recoverable', 'permanent', 'fatal'] as const;
 export type ErrorCategory = (typeof ERROR_CATEGORIES)[number];
 
