@@ -23,6 +23,7 @@ import type { AnalyticsEvent, Guard, GuardStats, JobEvent, ServerHealthView, Sub
 import { validateJobOptions, JobInputError } from './job-input.js';
 import { resolveGuardOptions, type GuardOptions, type ResolvedGuardOptions } from './options.js';
 import { ProgressThrottle } from './progress-throttle.js';
+import { guardStatsFrom } from './stats.js';
 import { canTransition } from './state-machine.js';
 import {
   isTerminal,
@@ -271,26 +272,7 @@ class GuardImpl implements Guard {
   }
 
   async stats(): Promise<GuardStats> {
-    const s = await this.#store.stats();
-    let ok = 0;
-    let bad = 0;
-    for (const v of Object.values(s.recoveries)) {
-      ok += v.succeeded;
-      bad += v.failed;
-    }
-    return {
-      totalJobs: s.total,
-      byStatus: s.byStatus,
-      totalErrors: Object.values(s.attemptErrorsByCode).reduce((a, b) => a + b, 0),
-      successfulRecoveries: ok,
-      failedRecoveries: bad,
-      recoveryRate: ok + bad === 0 ? 0 : ok / (ok + bad),
-      retrySuccessRate: s.retriedJobs.terminal === 0 ? 0 : s.retriedJobs.completed / s.retriedJobs.terminal,
-      errorDistribution: s.attemptErrorsByCode,
-      failuresByCode: s.errorsByCode,
-      byStrategy: s.recoveries,
-      degradation: this.#pool.degradation().level,
-    };
+    return guardStatsFrom(await this.#store.stats(), this.#pool.degradation().level);
   }
 
   async servers(): Promise<ServerHealthView[]> {

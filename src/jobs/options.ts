@@ -2,6 +2,7 @@
  * The guard's options: one type with documented defaults, merged and validated at construction,
  * frozen afterwards. Nothing here reads the environment or the disk.
  */
+import type { ServerConfig } from '../pool/config.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import type { JobStore } from '../store/contract.js';
@@ -9,14 +10,8 @@ import type { Dispatcher } from '../queue/contract.js';
 import type { AnalyticsSink } from './guard-api.js';
 import type { RecoveryOverrides } from './types.js';
 
-export interface ServerOption {
-  url: string;
-  name?: string;
-  weight?: number;
-  tags?: string[];
-  headers?: Record<string, string>;
-  maxInFlight?: number;
-}
+/** One ComfyUI server: URL, name, weight, tags, extra headers, in-flight cap (the pool's config). */
+export type ServerOption = ServerConfig;
 
 /** A minimal structured logger (pino is compatible). */
 export interface Logger {

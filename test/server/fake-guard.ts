@@ -5,6 +5,7 @@
  * moves jobs between states with `advance()`.
  */
 import { randomUUID } from 'node:crypto';
+import { guardStatsFrom } from '../../src/jobs/stats.js';
 import type { ApiWorkflow } from '../../src/comfy/types.js';
 import type { Guard, GuardStats, JobEvent, ServerHealthView, SubmitResult } from '../../src/jobs/guard-api.js';
 import { isTerminal, newJobRecord, type JobOptions, type JobParams, type JobRecord, type JobStatus } from '../../src/jobs/types.js';
@@ -138,26 +139,7 @@ export class FakeGuard implements Guard {
 
   async stats(): Promise<GuardStats> {
     if (this.storeDown) throw Object.assign(new Error('database unreachable'), { code: 'STORE_UNAVAILABLE' });
-    const s = await this.store.stats();
-    let ok = 0;
-    let bad = 0;
-    for (const v of Object.values(s.recoveries)) {
-      ok += v.succeeded;
-      bad += v.failed;
-    }
-    return {
-      totalJobs: s.total,
-      byStatus: s.byStatus,
-      totalErrors: Object.values(s.errorsByCode).reduce((a, b) => a + b, 0),
-      successfulRecoveries: ok,
-      failedRecoveries: bad,
-      recoveryRate: ok + bad === 0 ? 0 : ok / (ok + bad),
-      retrySuccessRate: 0,
-      errorDistribution: s.attemptErrorsByCode,
-      failuresByCode: s.errorsByCode,
-      byStrategy: s.recoveries,
-      degradation: 'full',
-    };
+    return guardStatsFrom(await this.store.stats(), 'full');
   }
 
   async servers(): Promise<ServerHealthView[]> {
