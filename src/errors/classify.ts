@@ -6,22 +6,14 @@
 import { systemClock, type Clock } from '../util/clock.js';
 import { ERROR_REGISTRY, isErrorCode, type ErrorCategory, type ErrorCode } from './codes.js';
 import { CODES_WITH_EXCEPTION_DETAIL, exceptionTypeOf, missingModelsOf, missingNodeTypesOf, nodeOf, retryAfterOf } from './details.js';
-import { observe, type EvidenceKind, type Facts } from './evidence.js';
+import { observe, type EvidenceKind, type Facts, type ValidationNodeError } from './evidence.js';
 import { ComfyGuardError, isComfyGuardError } from './guard-error.js';
 import { render } from './render.js';
 import { builtinRules, ClassifierRules } from './rules.js';
 import { safeErrorMessage, safeErrorName, strProp } from './text.js';
 
 /** One node error of a `POST /prompt` validation failure. */
-export interface ClassifiedNodeError {
-  nodeId: string;
-  classType: string;
-  input?: string;
-  type: string;
-  message: string;
-  details: string;
-  receivedValue?: unknown;
-}
+export type ClassifiedNodeError = ValidationNodeError;
 
 /** The verdict on one failure: data for decisions, words (already rendered and scrubbed) for people. */
 export interface Classification {

@@ -27,7 +27,6 @@ import { guardStatsFrom } from './stats.js';
 import { canTransition } from './state-machine.js';
 import {
   isTerminal,
-  JOB_STATUSES,
   newJobRecord,
   type AttemptRecord,
   type InputChange,
@@ -525,7 +524,7 @@ class GuardImpl implements Guard {
         degraded = { level: level.level, factor: level.factor };
       }
       const picked = await this.#pickServer(job, workflow, plan, signal, deadline);
-      if ('failure' in picked) return picked;
+      if (!('server' in picked)) return picked;
       server = picked.server;
       attempt = {
         number: job.attempts.length + 1,
@@ -681,7 +680,7 @@ class GuardImpl implements Guard {
     plan: PlannedAttempt,
     signal: AbortSignal,
     deadline: number,
-  ): Promise<{ server: string } | { job: JobRecord; done: boolean; failure: FailedAttempt }> {
+  ): Promise<{ server: string } | { job: JobRecord; done: boolean; failure?: FailedAttempt }> {
     const exclude = new Set(plan.server.exclude ?? []);
     if (plan.server.require) for (const n of this.#pool.names()) if (!plan.server.require.includes(n)) exclude.add(n);
     for (const n of this.#blocked.get(job.id) ?? []) exclude.add(n);
@@ -710,20 +709,20 @@ class GuardImpl implements Guard {
             startedAt: this.#o.clock.now(),
           };
           const c = this.#classify(evidence, undefined, undefined);
-          return { job, done: false, failure: { attempt: pseudo, classification: c, lost: false, noServer: true } };
+          return { job, done: false, failure: { attempt: pseudo, classification: c, lost: false } };
         }
       }
       const now = this.#o.clock.now();
       if (now >= deadline) {
         await this.#finishTimedOut(job, 'no healthy ComfyUI server became available in time');
-        return { job, done: true, failure: undefined as never };
+        return { job, done: true };
       }
       waits++;
       const delay = Math.max(RETRY_BACKOFF_FLOOR_MS, this.#retry.delayMs(Math.min(waits, 6)));
       await sleep(this.#o.clock, Math.min(delay, deadline - now), signal).catch(() => undefined);
       if (signal.aborted) {
         if (this.#cancelRequested.has(job.id)) await this.#finishCancelled(job);
-        return { job, done: true, failure: undefined as never };
+        return { job, done: true };
       }
     }
   }
@@ -1026,7 +1025,6 @@ interface FailedAttempt {
   classification: Classification;
   lost: boolean;
   afterRestart?: boolean;
-  noServer?: boolean;
 }
 
 function replaceAttempt(list: AttemptRecord[], a: AttemptRecord): AttemptRecord[] {
@@ -1073,4 +1071,3 @@ function missingEvidence(
   return { kind: 'validation', body: { error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} }, node_errors: nodeErrors } };
 }
 
-export { JOB_STATUSES };
