@@ -14,3 +14,5 @@ export { ClassifierRules, ClassifierRulesError, builtinRules, compileRules } fro
 export type { RuleSpec, RuleWhen, RulesConfig } from './rules.js';
 export { DEFAULT_RULES } from './default-rules.js';
 export { scrubText } from './scrub.js';
+export { classifyMissingCapability } from './capability.js';
+export type { MissingCapability } from './capability.js';

@@ -3,10 +3,10 @@
  * their attempts through the pool, classifies failures and walks the recovery policy until each
  * job is terminal. `createGuard()` is the library's front door; the HTTP service and the CLI use it.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ApiWorkflow, NodeOutput } from '../comfy/types.js';
 import { assertApiWorkflow } from '../comfy/workflow.js';
-import { classify, ComfyGuardError, compileRules, type Classification } from '../errors/index.js';
+import { classify, classifyMissingCapability, ComfyGuardError, compileRules, type Classification, type MissingCapability } from '../errors/index.js';
 import { ERROR_REGISTRY, isErrorCode } from '../errors/codes.js';
 import { ServerPool } from '../pool/index.js';
 import { InProcessDispatcher } from '../queue/in-process.js';
@@ -68,6 +68,11 @@ export async function createGuard(options: GuardOptions): Promise<Guard> {
 }
 
 const RETRY_BACKOFF_FLOOR_MS = 250;
+/** Strategies whose repetition is the point (time passes, the server may come back); the budget bounds them. */
+const REPEATABLE: ReadonlySet<StrategyName> = new Set(['retry', 'resume']);
+/** Bounds on what one recovery step adds to the job record. */
+const MAX_STEP_MESSAGE = 500;
+const MAX_STEP_CHANGES = 50;
 /** How often `wait()`/`progress()` re-read the store when no event arrives. */
 const STORE_POLL_MS = 2_000;
 
@@ -698,17 +703,16 @@ class GuardImpl implements Guard {
       const usable = capable.servers.filter((s) => !exclude.has(s));
       if (usable.length === 0) {
         // No server can run it at all: that is what ComfyUI itself would say, so classify that.
-        const evidence = missingEvidence(workflow, capable.missing);
-        if (evidence) {
+        const c = classifyMissingCapability(workflow, missingEverywhere(capable.missing));
+        if (c) {
           const pseudo: AttemptRecord = {
             number: job.attempts.length + 1,
-            server: '(none)',
+            server: '',
             promptId: '',
             status: 'failed',
             workflow,
             startedAt: this.#o.clock.now(),
           };
-          const c = this.#classify(evidence, undefined, undefined);
           return { job, done: false, failure: { attempt: pseudo, classification: c, lost: false } };
         }
       }
@@ -769,9 +773,16 @@ class GuardImpl implements Guard {
       decision = { action: 'abort', reason: 'the recovery policy failed' };
     }
     if (decision.action === 'abort') {
-      const info = this.#errorInfo(c, failedServer);
+      const info = this.#errorInfo(c, failedServer || undefined);
       if (decision.reason && c.category !== 'permanent' && c.category !== 'fatal') info.hint = `${info.hint} (${decision.reason})`;
       await this.#finishFailed(job, info, failure);
+      return { job, next: null, delayMs: 0 };
+    }
+    const fingerprint = this.#stepFingerprint(job, decision);
+    if (!REPEATABLE.has(decision.strategy) && job.recoveryHistory.some((s) => s.fingerprint === fingerprint)) {
+      // The same workflow on the same servers was already tried for this job: it cannot change anything.
+      this.#o.logger.info({ jobId: job.id, strategy: decision.strategy }, 'recovery step would repeat an earlier one unchanged; failing');
+      await this.#finishFailed(job, this.#errorInfo(c, failedServer || undefined), failure);
       return { job, next: null, delayMs: 0 };
     }
     const now = this.#o.clock.now();
@@ -779,13 +790,14 @@ class GuardImpl implements Guard {
       attempt: failure.attempt.number,
       code: c.code,
       strategy: decision.strategy,
-      changes: decision.changes,
+      changes: decision.changes.slice(0, MAX_STEP_CHANGES),
       success: null,
       server: null,
       promptId: null,
-      message: decision.message,
+      message: decision.message.length > MAX_STEP_MESSAGE ? `${decision.message.slice(0, MAX_STEP_MESSAGE - 3)}...` : decision.message,
       startedAt: now,
       endedAt: null,
+      fingerprint,
     };
     // Outputs finished by a different workflow must not be skipped by a later resume.
     const workflowChanges = decision.changes.length > 0 || decision.strategy === 'fallback_workflow';
@@ -811,6 +823,25 @@ class GuardImpl implements Guard {
         ...(decision.partialTargets ? { partialTargets: decision.partialTargets } : {}),
       },
     };
+  }
+
+  /** Hash of what a step would run: the workflow and the servers it may go to. */
+  #stepFingerprint(job: JobRecord, decision: Extract<RecoveryDecision, { action: 'attempt' }>): string {
+    const blocked = this.#blocked.get(job.id) ?? new Set<string>();
+    const exclude = new Set([...(decision.server.exclude ?? []), ...blocked]);
+    const eligible = this.#pool
+      .names()
+      .filter((n) => !exclude.has(n) && (!decision.server.require || decision.server.require.includes(n)))
+      .sort();
+    return createHash('sha256')
+      .update(decision.strategy)
+      .update('\u0000')
+      .update(JSON.stringify(decision.workflow))
+      .update('\u0000')
+      .update(eligible.join('\u0000'))
+      .update(decision.freeMemoryFirst ? '\u0000free' : '')
+      .digest('base64url')
+      .slice(0, 22);
   }
 
   #poolView(): PoolView {
@@ -875,7 +906,8 @@ class GuardImpl implements Guard {
     const json = e.toJSON();
     return {
       code: json.code,
-      category: json.category,
+      // The classification's verdict: a node type no server has is permanent for this pool.
+      category: c.category,
       message: json.message,
       hint: json.hint,
       retryable: json.retryable,
@@ -1037,37 +1069,13 @@ function baseAttemptIndex(attempts: AttemptRecord[]): number {
   return 0;
 }
 
-/** The validation body ComfyUI would send for a workflow no server can run. */
-function missingEvidence(
-  workflow: ApiWorkflow,
-  missing: Record<string, { nodeTypes: string[]; models: Array<{ folder: string; name: string }> }>,
-): unknown {
+/** What every server lacks (the intersection): what no failover can fix. */
+function missingEverywhere(missing: Record<string, { nodeTypes: string[]; models: Array<{ folder: string; name: string }> }>): MissingCapability {
   const all = Object.values(missing);
-  if (all.length === 0) return null;
-  // What is missing everywhere (the intersection) is what no failover can fix.
+  if (all.length === 0) return { nodeTypes: [], models: [] };
   const nodeTypes = all.map((m) => new Set(m.nodeTypes)).reduce((a, b) => new Set([...a].filter((x) => b.has(x))));
-  if (nodeTypes.size > 0) {
-    const t = [...nodeTypes][0]!;
-    const id = Object.entries(workflow).find(([, n]) => n.class_type === t)?.[0] ?? '?';
-    return { kind: 'validation', body: { error: { type: 'invalid_prompt', message: `Cannot execute because node ${t} does not exist.`, details: `Node ID '#${id}'`, extra_info: {} }, node_errors: {} } };
-  }
   const key = (m: { folder: string; name: string }) => `${m.folder}\u0000${m.name}`;
-  const models = all.map((m) => new Set(m.models.map(key))).reduce((a, b) => new Set([...a].filter((x) => b.has(x))));
-  if (models.size === 0) return null;
-  const nodeErrors: Record<string, unknown> = {};
-  for (const k of models) {
-    const [, name] = k.split('\u0000') as [string, string];
-    for (const [id, n] of Object.entries(workflow)) {
-      for (const [input, v] of Object.entries(n.inputs)) {
-        if (v !== name) continue;
-        nodeErrors[id] = {
-          errors: [{ type: 'value_not_in_list', message: 'Value not in list', details: `${input}: '${name}' not in (list of length 0)`, extra_info: { input_name: input, input_config: null, received_value: name } }],
-          dependent_outputs: [],
-          class_type: n.class_type,
-        };
-      }
-    }
-  }
-  return { kind: 'validation', body: { error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} }, node_errors: nodeErrors } };
+  const keys = all.map((m) => new Set(m.models.map(key))).reduce((a, b) => new Set([...a].filter((x) => b.has(x))));
+  const models = (all[0]?.models ?? []).filter((m) => keys.has(key(m)));
+  return { nodeTypes: [...nodeTypes], models };
 }
-

@@ -122,6 +122,8 @@ export interface RecoveryStep {
   message: string;
   startedAt: number;
   endedAt: number | null;
+  /** What the step would run (workflow and eligible servers), hashed: a step is never taken twice unchanged. */
+  fingerprint?: string;
 }
 
 /** An output file produced by a job. */

@@ -66,9 +66,23 @@ export function timesUsed(ctx: DecisionContext, strategy: StrategyName, code?: E
   return ctx.prior.filter((s) => s.strategy === strategy && (code === undefined || s.code === code)).length;
 }
 
-/** Retries already spent: attempts after the first, up to and including the failed one. */
+/**
+ * Retries already spent: attempts after the first, or recovery decisions taken, whichever is more.
+ * A decision is charged even when no attempt followed it (a failure found before sending), so a step
+ * that keeps failing before it reaches a server still runs out of budget. Decisions before the last
+ * manual retry are counted as the attempts they stood for (the caller adds those to the budget).
+ */
 export function retriesUsed(ctx: DecisionContext): number {
-  return Math.max(0, ctx.attempts.length - 1);
+  const attempts = Math.max(0, ctx.attempts.length - 1);
+  let base = 0;
+  for (let i = ctx.attempts.length - 1; i >= 0; i--) {
+    if (ctx.attempts[i]?.manual) {
+      base = i;
+      break;
+    }
+  }
+  const decisions = base + ctx.input.job.recoveryHistory.filter((s) => s.attempt > base).length;
+  return Math.max(attempts, decisions);
 }
 
 /** Servers on which this job already failed with `code` (the failed attempt's server included). */

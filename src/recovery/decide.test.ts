@@ -486,3 +486,18 @@ describe('decideNext: purity', () => {
     expect(e.job.workflow).toEqual(oomStart());
   });
 });
+
+describe('every decision is charged to the budget', () => {
+  it('aborts once maxRetries decisions were taken even when none of them reached a server', () => {
+    const workflow = sd15Txt2img();
+    const job: JobRecord = { ...newJobRecord({ id: 'j', workflow, now: 0 }), status: 'running' };
+    // Three earlier decisions, each for a failure found before sending (no attempt record).
+    job.recoveryHistory = [1, 1, 1].map((attempt) => ({
+      attempt, code: 'COMFYUI_CONNECTION_ERROR', strategy: 'retry' as const, changes: [], success: false, server: null, promptId: null, message: '', startedAt: 0, endedAt: 0,
+    }));
+    const failed: AttemptRecord = { number: 1, server: '', promptId: '', status: 'failed', workflow, startedAt: 0 };
+    const d = decideNext({ code: 'COMFYUI_CONNECTION_ERROR', classification: { retryable: true }, job, failedAttempt: failed, pool: { servers: [server('a')] }, policy: compilePolicy(), maxRetries: 3 });
+    expect(d.action).toBe('abort');
+    expect(d.action === 'abort' && d.reason).toContain('3 of 3');
+  });
+});
