@@ -11,7 +11,8 @@ import { outcomeFromHistory } from '../comfy/outcome.js';
 import type { ApiWorkflow, HistoryEntry, NodeOutput, PromptOutcome, WsMessage } from '../comfy/types.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { ProgressTracker } from './progress.js';
-import type { FeedEvent, ServerFeed } from './server-feed.js';
+import type { ComfyExecutionMessage } from './events.js';
+import type { FeedEvent, PreviewFrame, ServerFeed } from './server-feed.js';
 
 export interface AttemptSpec {
   server: string;
@@ -28,6 +29,8 @@ export interface AttemptSpec {
   stallTimeoutMs: number;
   /** Poll interval while the socket is down; a slower safety poll runs even when it is up. @default 2000 */
   pollIntervalMs?: number;
+  /** How long to wait for the server's socket to open before submitting anyway (polling then covers it). @default 5000 */
+  socketReadyTimeoutMs?: number;
   /** How long the server may be unreachable before the attempt fails over. @default 15000 */
   unreachableGraceMs?: number;
   /** Abort with reason `{ kind: 'cancel' }` to cancel, `{ kind: 'shutdown' }` to detach. */
@@ -36,6 +39,9 @@ export interface AttemptSpec {
   onSubmitted?: () => void;
   onStarted?: () => void;
   onProgress?: (percent: number, node: string | null) => void;
+  /** Every ComfyUI execution message for this prompt, as received (before the runner acts on it). */
+  onComfy?: (message: ComfyExecutionMessage) => void;
+  onPreview?: (frame: PreviewFrame) => void;
 }
 
 export type AttemptResult =
@@ -64,6 +70,29 @@ export function abortReason(kind: AbortKind): { kind: AbortKind } {
 function abortKindOf(signal: AbortSignal): AbortKind {
   const r = signal.reason as { kind?: unknown } | undefined;
   return r && r.kind === 'shutdown' ? 'shutdown' : 'cancel';
+}
+
+/** How many pending items are before `promptId` (ComfyUI runs the lowest number first). */
+function aheadOf(pending: ReadonlyArray<readonly unknown[]>, promptId: string): number {
+  const mine = pending.find((i) => i[1] === promptId);
+  if (!mine) return 0;
+  return pending.filter((i) => typeof i[0] === 'number' && typeof mine[0] === 'number' && i[0] < mine[0]).length;
+}
+
+const EXECUTION_TYPES: ReadonlySet<string> = new Set([
+  'execution_start',
+  'execution_cached',
+  'executing',
+  'progress',
+  'progress_state',
+  'executed',
+  'execution_success',
+  'execution_error',
+  'execution_interrupted',
+]);
+
+function isExecutionMessage(m: WsMessage): m is ComfyExecutionMessage {
+  return EXECUTION_TYPES.has(m.type);
 }
 
 type Where = 'running' | 'pending' | 'done' | 'lost' | 'unreachable';
@@ -113,7 +142,10 @@ class AttemptRun {
         this.#submitted = true;
         void this.#reconcile('reattach');
       } else {
-        void this.#submit();
+        // Submit once the socket is open (or known down): events sent before it opens are lost for good.
+        void s.feed.ready(s.socketReadyTimeoutMs ?? 5_000).then(() => {
+          if (!this.#finished && !s.signal.aborted) void this.#submit();
+        });
       }
       return await this.#done;
     } finally {
@@ -208,15 +240,20 @@ class AttemptRun {
     if (this.#finished) return;
     const s = this.#s;
     if (e.kind === 'connection') {
-      if (e.connected && e.reconnected) void this.#reconcile('reconnect');
+      if (e.connected && e.reconnected && (this.#submitted || s.reattach)) void this.#reconcile('reconnect');
       return;
     }
     if (e.kind === 'queue') {
-      // Queue movement only proves life while we wait our turn; a hung node keeps the queue still.
-      if (!this.#started) this.#lastActivity = s.clock.now();
+      // A prompt left the queue: if it was ours and its end event went missing, history has it now.
+      if (e.shrank && this.#submitted) void this.#reconcile('queue');
       return;
     }
     this.#lastActivity = s.clock.now();
+    if (e.kind === 'preview') {
+      s.onPreview?.(e.frame);
+      return;
+    }
+    if (isExecutionMessage(e.message)) s.onComfy?.(e.message);
     this.#onMessage(e.message);
   }
 
@@ -326,8 +363,10 @@ class AttemptRun {
       this.#unreachableSince = null;
       const running = q.queue_running.some((i) => i[1] === s.promptId);
       const pending = q.queue_pending.some((i) => i[1] === s.promptId);
-      // A running item that changes, or a pending list that shrinks, is queue movement.
-      const signature = `${q.queue_running.map((i) => i[1]).join(',')}|${q.queue_pending.length}`;
+      // Movement of the queue AHEAD of a pending prompt (the running item changes, fewer items before
+      // ours) proves the server works; prompts arriving behind ours prove nothing.
+      const ahead = pending ? aheadOf(q.queue_pending, s.promptId) : 0;
+      const signature = `${q.queue_running.map((i) => i[1]).join(',')}|${ahead}`;
       if (this.#lastQueueSignature !== null && signature !== this.#lastQueueSignature && !running) {
         this.#lastActivity = s.clock.now();
       }
@@ -354,7 +393,7 @@ class AttemptRun {
     return true;
   }
 
-  async #reconcile(why: 'reconnect' | 'poll' | 'end' | 'success' | 'reattach' | 'stall'): Promise<void> {
+  async #reconcile(why: 'reconnect' | 'poll' | 'end' | 'success' | 'reattach' | 'stall' | 'queue'): Promise<void> {
     if (this.#finished || this.#reconciling) return;
     this.#reconciling = true;
     try {
@@ -378,7 +417,7 @@ class AttemptRun {
         return;
       }
       if (why === 'stall' && (where === 'running' || where === 'pending')) {
-        if (s.clock.now() - this.#lastActivity >= s.stallTimeoutMs) await this.#stalled(where);
+        if (s.clock.now() - this.#lastLife() >= s.stallTimeoutMs) await this.#stalled(where);
       }
     } finally {
       this.#reconciling = false;
@@ -400,7 +439,7 @@ class AttemptRun {
   #armStallCheck(): void {
     const s = this.#s;
     const check = () => {
-      const idle = s.clock.now() - this.#lastActivity;
+      const idle = s.clock.now() - this.#lastLife();
       if (idle >= s.stallTimeoutMs) {
         void this.#reconcile('stall').finally(() => {
           if (!this.#finished) this.#armStallCheckIn(s.stallTimeoutMs);
@@ -414,6 +453,11 @@ class AttemptRun {
   }
 
   #stallCheck: () => void = () => undefined;
+
+  /** The last sign of life: ours, or while waiting our turn, any execution event on this server's socket. */
+  #lastLife(): number {
+    return this.#started ? this.#lastActivity : Math.max(this.#lastActivity, this.#s.feed.lastActivityAt);
+  }
 
   #armStallCheckIn(ms: number): void {
     this.#timer(Math.max(50, ms), () => this.#stallCheck());

@@ -14,9 +14,17 @@ class StreamFeed implements ServerFeed {
   readonly #stream: ComfyEventStream;
   readonly #byPrompt = new Map<string, Set<(e: FeedEvent) => void>>();
   #connected = false;
-  #everOpened = false;
+  /** A connect attempt failed and none has succeeded since. */
+  #down = false;
+  #lastRemaining: number | null = null;
+  #lastActivityAt = 0;
+  readonly #readyWaiters = new Set<(open: boolean) => void>();
+  readonly #clock: Clock;
+  /** The prompt this socket last saw executing: ComfyUI's type-1 previews do not name their prompt. */
+  #executing: string | null = null;
 
   constructor(server: ServerOption, clock: Clock, logger: Logger) {
+    this.#clock = clock;
     this.#stream = new ComfyEventStream({
       baseUrl: server.url,
       clientId: this.clientId,
@@ -35,8 +43,30 @@ class StreamFeed implements ServerFeed {
     this.#stream.start();
   }
 
+  get lastActivityAt(): number {
+    return this.#lastActivityAt;
+  }
+
   get connected(): boolean {
     return this.#connected;
+  }
+
+  ready(timeoutMs: number): Promise<boolean> {
+    if (this.#connected) return Promise.resolve(true);
+    if (this.#down) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = this.#clock.setTimeout(() => settle(false), timeoutMs);
+      const settle = (open: boolean) => {
+        this.#clock.clearTimeout(timer);
+        this.#readyWaiters.delete(settle);
+        resolve(open);
+      };
+      this.#readyWaiters.add(settle);
+    });
+  }
+
+  #settleReady(open: boolean): void {
+    for (const w of [...this.#readyWaiters]) w(open);
   }
 
   subscribe(promptId: string, listener: (e: FeedEvent) => void): () => void {
@@ -53,6 +83,7 @@ class StreamFeed implements ServerFeed {
   }
 
   close(): Promise<void> {
+    this.#settleReady(false);
     this.#byPrompt.clear();
     return this.#stream.close();
   }
@@ -64,10 +95,13 @@ class StreamFeed implements ServerFeed {
   #route(e: ComfyStreamEvent): void {
     switch (e.kind) {
       case 'open': {
-        const reconnected = this.#everOpened;
-        this.#everOpened = true;
         this.#connected = true;
-        this.#all({ kind: 'connection', connected: true, reconnected });
+        this.#down = false;
+        this.#lastRemaining = null;
+        this.#settleReady(true);
+        // Every open reconciles, the first too: a prompt submitted while the socket was still opening
+        // (or before comfyguard restarted) may have run meanwhile, and ComfyUI replays nothing.
+        this.#all({ kind: 'connection', connected: true, reconnected: true });
         return;
       }
       case 'close':
@@ -76,13 +110,34 @@ class StreamFeed implements ServerFeed {
           this.#all({ kind: 'connection', connected: false, reconnected: false });
         }
         return;
+      case 'reconnecting':
+        // A connect attempt failed: the server is down for now. Waiters stop waiting; polling covers it.
+        if (!this.#connected && e.error) {
+          this.#down = true;
+          this.#settleReady(false);
+        }
+        return;
+      case 'binary': {
+        const f = e.frame;
+        if (f.kind !== 'preview' && f.kind !== 'preview_with_metadata') return;
+        const id = f.kind === 'preview_with_metadata' && typeof f.metadata.prompt_id === 'string' ? f.metadata.prompt_id : this.#executing;
+        if (!id) return;
+        const set = this.#byPrompt.get(id);
+        if (set) for (const l of set) l({ kind: 'preview', frame: f });
+        return;
+      }
       case 'message': {
         const m = e.message;
+        if (m.type === 'executing') this.#executing = m.data.node === null ? null : (m.data.prompt_id ?? this.#executing);
         if (m.type === 'status') {
-          this.#all({ kind: 'queue', queueRemaining: m.data.status.exec_info.queue_remaining });
+          const remaining = m.data.status.exec_info.queue_remaining;
+          const shrank = this.#lastRemaining !== null && remaining < this.#lastRemaining;
+          this.#lastRemaining = remaining;
+          this.#all({ kind: 'queue', queueRemaining: remaining, shrank: shrank || remaining === 0 });
           return;
         }
         const id = promptIdOf(m);
+        this.#lastActivityAt = this.#clock.now();
         // Messages without a prompt id (the reconnect `executing` echo) cannot be attributed: the
         // reconnect reconciliation covers them.
         if (!id) return;
@@ -108,6 +163,11 @@ export class FeedRegistry {
     private readonly logger: Logger,
   ) {
     this.#servers = new Map(servers.map((s) => [s.name ?? s.url, s]));
+  }
+
+  /** Opens every server's socket now, so the first job's events are never missed while one opens. */
+  openAll(): void {
+    for (const name of this.#servers.keys()) this.get(name);
   }
 
   /** The feed of `server`, opening its socket on first use. */

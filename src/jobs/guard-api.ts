@@ -4,13 +4,10 @@
  */
 import type { ApiWorkflow } from '../comfy/types.js';
 import type { JobQuery, JobPage } from '../store/contract.js';
-import type { JobOptions, JobParams, JobRecord, JobStatus, RecoveryStep } from './types.js';
+import type { GuardEvent, JobEvent } from './events.js';
+import type { JobOptions, JobParams, JobRecord, JobStatus } from './types.js';
 
-/** A progress or state event of one job. */
-export type JobEvent =
-  | { type: 'progress'; jobId: string; progress: number; node: string | null; attempt: number; at: number }
-  | { type: 'state'; jobId: string; from: JobStatus | null; to: JobStatus; at: number; job: JobRecord }
-  | { type: 'recovery'; jobId: string; step: RecoveryStep; at: number };
+export type { AttemptOutcome, ComfyExecutionMessage, GuardEvent, JobEvent, PoolChangeEvent } from './events.js';
 
 /** Analytics events (names and fields are part of the contract). */
 export type AnalyticsEvent =
@@ -70,7 +67,7 @@ export interface Guard {
   list(filter?: JobQuery): Promise<JobPage>;
   /** Resolves with the job once it is terminal. */
   wait(id: string, opts?: { signal?: AbortSignal }): Promise<JobRecord>;
-  /** Progress and state events until the job is terminal (the last event is the terminal state). */
+  /** The job's events until it is terminal (the first is its current state, the last its terminal state). */
   progress(id: string, opts?: { signal?: AbortSignal }): AsyncIterable<JobEvent>;
   /** Starts a new attempt of a failed job from its original workflow. Refused for non-retryable codes unless forced. */
   retry(id: string, opts?: { force?: boolean }): Promise<JobRecord>;
@@ -83,8 +80,8 @@ export interface Guard {
   degradation(): DegradationLevel;
   /** Deletes terminal jobs older than `hours`. */
   cleanup(olderThanHours: number): Promise<number>;
-  /** Subscribes to every job's events; returns an unsubscribe function. */
-  onEvent(listener: (e: JobEvent) => void): () => void;
+  /** Subscribes to the whole event stream (every job's events and the pool's); returns an unsubscribe function. */
+  onEvent(listener: (e: GuardEvent) => void): () => void;
   /** Downloads an output file through the server that made it. */
   fetchOutput(server: string, file: { filename: string; subfolder?: string; type?: string }): Promise<{ contentType: string; data: Uint8Array }>;
   /** Stops accepting jobs, waits for in-flight work to reach a safe point, closes everything. */

@@ -19,7 +19,8 @@ import { openStore } from '../store/open.js';
 import { sleep } from '../util/clock.js';
 import { abortReason, runAttempt, type AttemptResult } from './attempt-runner.js';
 import { FeedRegistry } from './feed-registry.js';
-import type { AnalyticsEvent, Guard, GuardStats, JobEvent, ServerHealthView, SubmitResult } from './guard-api.js';
+import { EventBus, type AttemptOutcome, type GuardEvent, type JobEvent } from './events.js';
+import type { AnalyticsEvent, Guard, GuardStats, ServerHealthView, SubmitResult } from './guard-api.js';
 import { validateJobOptions, JobInputError } from './job-input.js';
 import { resolveGuardOptions, type GuardOptions, type ResolvedGuardOptions } from './options.js';
 import { ProgressThrottle } from './progress-throttle.js';
@@ -86,7 +87,7 @@ class GuardImpl implements Guard {
   readonly #rules: ReturnType<typeof compileRules> | undefined;
   #store!: JobStore;
   readonly #ownsStore: boolean;
-  readonly #listeners = new Set<(e: JobEvent) => void>();
+  readonly #bus: EventBus;
   readonly #running = new Map<string, AbortController>();
   readonly #cancelRequested = new Set<string>();
   readonly #throttle: ProgressThrottle;
@@ -111,12 +112,16 @@ class GuardImpl implements Guard {
     this.#rules = o.classifierRules === undefined ? undefined : compileRules(o.classifierRules);
     this.#ownsStore = typeof o.store === 'string';
     this.#throttle = new ProgressThrottle(o.clock, o.progressThrottleMs, (e) => this.#emit(e));
+    this.#bus = new EventBus((err, e) => o.logger.warn({ err, event: e.type }, 'event listener threw'));
+    this.#pool.onEvent((change) => this.#emit({ type: 'pool', change, at: o.clock.now() }));
   }
 
   async start(): Promise<void> {
     this.#store = typeof this.#o.store === 'string' ? await openStore(this.#o.store) : this.#o.store;
     await this.#store.init();
     await this.#pool.start();
+    // Every server's socket opens now: the first job must not wait for (or miss events during) an open.
+    this.#feeds.openAll();
     await this.#recoverUnfinished();
     await this.#dispatcher.start((id, signal) => this.#runJob(id, signal));
     this.#armCleanup();
@@ -176,7 +181,7 @@ class GuardImpl implements Guard {
     const buffer: JobEvent[] = [];
     let wake: (() => void) | null = null;
     const unsubscribe = this.onEvent((e) => {
-      if (e.jobId !== id) return;
+      if (e.type === 'pool' || e.jobId !== id) return;
       buffer.push(e);
       wake?.();
     });
@@ -304,9 +309,8 @@ class GuardImpl implements Guard {
     return this.#store.deleteTerminalBefore(this.#o.clock.now() - olderThanHours * 3_600_000);
   }
 
-  onEvent(listener: (e: JobEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+  onEvent(listener: (e: GuardEvent) => void): () => void {
+    return this.#bus.on(listener);
   }
 
   fetchOutput(server: string, file: { filename: string; subfolder?: string; type?: string }): Promise<{ contentType: string; data: Uint8Array }> {
@@ -344,7 +348,7 @@ class GuardImpl implements Guard {
           this.#o.logger.warn({ err }, 'error while closing');
         }
       }
-      this.#listeners.clear();
+      this.#bus.clear();
     })();
     return this.#closing;
   }
@@ -559,6 +563,30 @@ class GuardImpl implements Guard {
       }
     }
 
+    const attemptStartedAt = now();
+    this.#emit({
+      type: 'attempt_started',
+      jobId: job.id,
+      attempt: attempt.number,
+      server,
+      promptId: attempt.promptId,
+      strategy: attempt.strategy ?? null,
+      reattached: Boolean(plan.reattach),
+      at: attemptStartedAt,
+    });
+    const settled = (outcome: AttemptOutcome, code: string | null = null, message: string | null = null) =>
+      this.#emit({
+        type: 'attempt_settled',
+        jobId: job.id,
+        attempt: attempt.number,
+        server,
+        promptId: attempt.promptId,
+        outcome,
+        code,
+        message,
+        durationMs: Math.max(0, now() - attemptStartedAt),
+        at: now(),
+      });
     const release = this.#pool.acquire(server);
     const feed = this.#feeds.get(server);
     // Status writes of a running attempt are chained, and the final write waits for them, so a
@@ -590,6 +618,12 @@ class GuardImpl implements Guard {
           if (!ended) statusWrites = statusWrites.then(() => this.#setAttemptStatus(job.id, attempt, 'running'));
         },
         onProgress: (pct, node) => this.#onProgress(job, attempt, pct, node),
+        onComfy: (message) => {
+          if (!ended) this.#emit({ type: 'comfy', jobId: job.id, attempt: attempt.number, server, promptId: attempt.promptId, message, at: now() });
+        },
+        onPreview: (frame) => {
+          if (!ended) this.#emit({ type: 'preview', jobId: job.id, attempt: attempt.number, server, promptId: attempt.promptId, frame, at: now() });
+        },
       });
     } finally {
       ended = true;
@@ -599,6 +633,7 @@ class GuardImpl implements Guard {
 
     switch (result.kind) {
       case 'completed': {
+        settled('completed');
         this.#pool.recordSuccess(server);
         const ended = { ...attempt, status: 'completed' as const, endedAt: now() };
         await this.#store.recordAttempt(job.id, ended);
@@ -612,6 +647,8 @@ class GuardImpl implements Guard {
           ...(steps ? { recoveryHistory: steps } : {}),
           checkpoint: { progress: 100, completedOutputs: result.outputs, cacheServer: server, promptId: attempt.promptId, updatedAt: now() },
         });
+        const closedStep = steps?.at(-1);
+        if (closedStep) this.#emit({ type: 'recovery_closed', jobId: job.id, step: closedStep, at: now() });
         if (done) {
           if (done.attempts.length > 1) {
             this.#analytics({ name: 'comfyui_retry_succeeded', promptId: attempt.promptId, attempt: attempt.number, totalRetries: done.retryCount });
@@ -621,15 +658,19 @@ class GuardImpl implements Guard {
         return { job: done ?? job, done: true };
       }
       case 'cancelled': {
+        settled('cancelled');
         const ended = { ...attempt, status: 'cancelled' as const, endedAt: now() };
         await this.#store.recordAttempt(job.id, ended);
         await this.#finishCancelled({ ...job, attempts: replaceAttempt(job.attempts, ended) });
         return { job, done: true };
       }
       case 'detached':
+        settled('detached');
         return { job, done: true };
       case 'failed': {
         const failed = await this.#failAttempt(job, attempt, result);
+        const a = failed.failure.attempt;
+        settled(a.status === 'lost' ? 'lost' : a.status === 'interrupted' ? 'interrupted' : 'failed', a.code ?? null, a.message ?? null);
         if (plan.reattach && this.#afterRestart.delete(job.id)) failed.failure.afterRestart = true;
         return failed;
       }
@@ -663,6 +704,7 @@ class GuardImpl implements Guard {
     if (steps) {
       await this.#store.appendRecoveryStep(job.id, steps.at(-1)!, { replaceLast: true });
       next = { ...next, recoveryHistory: steps };
+      this.#emit({ type: 'recovery_closed', jobId: job.id, step: steps.at(-1)!, at: this.#o.clock.now() });
     }
     if (Object.keys(result.completedOutputs).length > 0) {
       const checkpoint = {
@@ -986,14 +1028,8 @@ class GuardImpl implements Guard {
     this.#emit({ type: 'state', jobId: job.id, from, to: job.status, at: this.#o.clock.now(), job });
   }
 
-  #emit(e: JobEvent): void {
-    for (const l of this.#listeners) {
-      try {
-        l(e);
-      } catch (err) {
-        this.#o.logger.warn({ err }, 'event listener threw');
-      }
-    }
+  #emit(e: GuardEvent): void {
+    this.#bus.emit(e);
   }
 
   #analytics(e: AnalyticsEvent): void {

@@ -231,7 +231,7 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
   };
   const unsubscribe = guard.onEvent((e) => {
     try {
-      onEvent(e);
+      if (e.type !== 'pool') onEvent(e);
     } catch {
       // Metrics must never break the guard's event delivery.
     }

@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import type { Guard, JobEvent } from '../jobs/guard-api.js';
+import type { Guard, GuardEvent, JobEvent } from '../jobs/guard-api.js';
 import type { Logger } from '../jobs/options.js';
 import { isTerminal, type JobErrorInfo, type JobRecord, type JobStatus, type OutputRef } from '../jobs/types.js';
 import { sleep, systemClock, type Clock } from '../util/clock.js';
@@ -285,7 +285,7 @@ export function jobWebhookPayload(job: JobRecord): JobWebhookPayload {
 export function attachWebhooks(guard: Pick<Guard, 'onEvent'>, notifier: Pick<WebhookNotifier, 'notify'>): () => void {
   // A terminal state is posted once, even if the event is repeated; a manual retry ends later, with a new endedAt.
   const posted = new Map<string, number | null>();
-  const onEvent = (e: JobEvent) => {
+  const onEvent = (e: GuardEvent) => {
     if (e.type !== 'state' || !isTerminal(e.to)) return;
     const job = e.job;
     const url = job.options.webhookUrl;

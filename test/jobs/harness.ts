@@ -33,7 +33,9 @@ export async function startRig(sims: SimulatorOptions[], guard: Partial<GuardOpt
       ...guard,
     });
     const events: JobEvent[] = [];
-    g.onEvent((e) => events.push(e));
+    g.onEvent((e) => {
+      if (e.type !== 'pool') events.push(e);
+    });
     return {
       sims: started,
       guard: g,

@@ -38,7 +38,7 @@ export class ProgressView {
       this.#line(`recovering: ${e.step.code} on attempt ${e.step.attempt} -> ${e.step.strategy}${describeChanges(e.step.changes)}`);
       return;
     }
-    if (e.from === null) this.#line(`job ${e.jobId} ${e.to}`);
+    if (e.type === 'state' && e.from === null) this.#line(`job ${e.jobId} ${e.to}`);
   }
 
   /** Tells that attempt `n` runs on `server` (the caller looks the server up when a new attempt shows progress). */

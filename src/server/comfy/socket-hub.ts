@@ -51,7 +51,9 @@ export class ComfySocketHub {
 
   /** Subscribes to the guard's events and starts the heartbeat. */
   start(): void {
-    this.#unsubscribe = this.#guard.onEvent((e) => this.#onEvent(e));
+    this.#unsubscribe = this.#guard.onEvent((e) => {
+      if (e.type !== 'pool') this.#onEvent(e);
+    });
     this.#armHeartbeat();
   }
 

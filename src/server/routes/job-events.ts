@@ -11,8 +11,8 @@ import type { ServiceContext, ZodApp } from '../context.js';
 import { iso, toJobView } from '../job-view.js';
 import { ErrorResponseSchema, JobIdParamsSchema } from '../schemas.js';
 
-/** The JSON payload of one SSE event (the job in a `state` event has the API's job shape). */
-export function eventPayload(e: JobEvent): Record<string, unknown> {
+/** The JSON payload of one SSE event (the job in a `state` event has the API's job shape); null for previews. */
+export function eventPayload(e: JobEvent): Record<string, unknown> | null {
   switch (e.type) {
     case 'state':
       return { type: 'state', jobId: e.jobId, from: e.from, to: e.to, at: iso(e.at), job: toJobView(e.job) };
@@ -25,11 +25,37 @@ export function eventPayload(e: JobEvent): Record<string, unknown> {
         at: iso(e.at),
         step: { ...e.step, startedAt: iso(e.step.startedAt), endedAt: e.step.endedAt === null ? null : iso(e.step.endedAt) },
       };
+    case 'recovery_closed':
+      return {
+        type: 'recovery_closed',
+        jobId: e.jobId,
+        at: iso(e.at),
+        step: { ...e.step, startedAt: iso(e.step.startedAt), endedAt: e.step.endedAt === null ? null : iso(e.step.endedAt) },
+      };
+    case 'attempt_started':
+      return { type: e.type, jobId: e.jobId, attempt: e.attempt, server: e.server, promptId: e.promptId, strategy: e.strategy, reattached: e.reattached, at: iso(e.at) };
+    case 'attempt_settled':
+      return {
+        type: e.type,
+        jobId: e.jobId,
+        attempt: e.attempt,
+        server: e.server,
+        promptId: e.promptId,
+        outcome: e.outcome,
+        code: e.code,
+        message: e.message,
+        durationMs: e.durationMs,
+        at: iso(e.at),
+      };
+    case 'comfy':
+      return { type: 'comfy', jobId: e.jobId, attempt: e.attempt, server: e.server, message: e.message, at: iso(e.at) };
+    case 'preview':
+      return null;
   }
 }
 
 const SSE_DESCRIPTION = [
-  'A text/event-stream. Each event has `event:` state | progress | recovery and a JSON `data:` line.',
+  'A text/event-stream. Each event has `event:` state | progress | attempt_started | attempt_settled | recovery | recovery_closed | comfy (ComfyUI\'s own execution message) and a JSON `data:` line.',
   'The first event is the current state (`from: null`); the stream closes after the terminal state',
   '(completed, failed, timed_out, cancelled). Lines starting with ":" are heartbeats.',
   'EventSource clients should close the source when they see a terminal state, or it will reconnect.',
@@ -84,7 +110,10 @@ export function registerJobEventRoutes(app: ZodApp, ctx: ServiceContext): void {
         res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       };
       try {
-        for await (const e of ctx.guard.progress(id, { signal: ac.signal })) send(e.type, eventPayload(e));
+        for await (const e of ctx.guard.progress(id, { signal: ac.signal })) {
+          const payload = eventPayload(e);
+          if (payload) send(e.type, payload);
+        }
       } catch (err) {
         // A closed connection is how a client says goodbye; anything else the client should hear about.
         if (!ac.signal.aborted) {
