@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import type { Guard, GuardEvent, JobEvent } from '../jobs/guard-api.js';
+import type { Guard, GuardEvent } from '../jobs/guard-api.js';
 import type { Logger } from '../jobs/options.js';
 import { isTerminal, type JobErrorInfo, type JobRecord, type JobStatus, type OutputRef } from '../jobs/types.js';
 import { sleep, systemClock, type Clock } from '../util/clock.js';
