@@ -30,6 +30,7 @@ class Source implements MetricsSource {
     return Array.from({ length: SERVERS }, (_, i) => ({
       name: `gpu-${i}`,
       url: `http://gpu-${i}:8188`,
+      drained: false,
       healthy: i % 5 !== 0,
       latencyMs: 3,
       vramTotal: 1,

@@ -40,6 +40,8 @@ export interface ServerHealthView {
   lastError: string | null;
   checkedAt: number | null;
   tags: string[];
+  /** Taken out of rotation by `drain`: running prompts finish, nothing new is sent. */
+  drained: boolean;
 }
 
 export interface GuardStats {
@@ -72,8 +74,16 @@ export interface Guard {
   /** Starts a new attempt of a failed job from its original workflow. Refused for non-retryable codes unless forced. */
   retry(id: string, opts?: { force?: boolean }): Promise<JobRecord>;
   cancel(id: string): Promise<JobRecord>;
-  /** Cancels every job, interrupts every server and clears their queues. */
+  /** Cancels every job, interrupts every server and clears their queues; leaves the guard paused until `resume()`. */
   emergencyStop(): Promise<{ cancelled: number; servers: number }>;
+  /** Stops starting queued jobs (running ones go on, new submissions are accepted and wait). */
+  pause(): void;
+  /** Starts queued jobs again. */
+  resume(): void;
+  /** Whether the guard is paused. */
+  isPaused(): boolean;
+  /** Takes a server out of rotation (`on: false` puts it back); its running prompts finish. */
+  drain(server: string, on?: boolean): void;
   stats(): Promise<GuardStats>;
   /** Health of every server (cached health checks). */
   servers(): Promise<ServerHealthView[]>;

@@ -267,6 +267,7 @@ class GuardImpl implements Guard {
   }
 
   async emergencyStop(): Promise<{ cancelled: number; servers: number }> {
+    this.pause();
     const { jobs } = await this.#store.listNonTerminal();
     const results = await Promise.allSettled(jobs.map((j) => this.cancel(j.id)));
     let servers = 0;
@@ -278,6 +279,47 @@ class GuardImpl implements Guard {
       }),
     );
     return { cancelled: results.filter((r) => r.status === 'fulfilled' && r.value.status === 'cancelled').length, servers };
+  }
+
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#o.logger.info({}, 'paused: queued jobs wait until resume()');
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    for (const w of [...this.#resumeWaiters]) w();
+    this.#o.logger.info({}, 'resumed');
+  }
+
+  isPaused(): boolean {
+    return this.#paused;
+  }
+
+  drain(server: string, on = true): void {
+    if (!this.#pool.names().includes(server)) throw new GuardError('JOB_NOT_FOUND', `no server named ${server}`, { field: 'server' });
+    if (on) this.#drained.add(server);
+    else this.#drained.delete(server);
+  }
+
+  #paused = false;
+  readonly #resumeWaiters = new Set<() => void>();
+  readonly #drained = new Set<string>();
+
+  /** Resolves when the guard is not paused (at once if it is not), or when `signal` aborts. */
+  #untilResumed(signal: AbortSignal): Promise<void> {
+    if (!this.#paused || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#resumeWaiters.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#resumeWaiters.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   async stats(): Promise<GuardStats> {
@@ -297,6 +339,7 @@ class GuardImpl implements Guard {
       lastError: s.health?.error ?? null,
       checkedAt: s.health?.checkedAt ?? null,
       tags: s.tags,
+      drained: this.#drained.has(s.name),
     }));
   }
 
@@ -392,6 +435,13 @@ class GuardImpl implements Guard {
 
     let next: PlannedAttempt;
     if (job.status === 'queued') {
+      await this.#untilResumed(signal);
+      if (signal.aborted) {
+        if (this.#cancelRequested.has(id)) await this.#finishCancelled(job);
+        return;
+      }
+      job = (await this.#store.getJob(id)) ?? job;
+      if (isTerminal(job.status) || job.status !== 'queued') return;
       const started = await this.#transition(job, 'running', { startedAt: job.startedAt ?? now() });
       if (!started) return;
       job = started;
@@ -555,6 +605,13 @@ class GuardImpl implements Guard {
       await this.#store.recordAttempt(job.id, attempt);
       job = { ...job, attempts: [...job.attempts, attempt], server, promptId: attempt.promptId };
       this.#updateRecoveryStep(job, { server, promptId: attempt.promptId });
+      if (this.#o.prepareAttempt) {
+        try {
+          await this.#o.prepareAttempt({ jobId: job.id, attempt: attempt.number, server, client: this.#pool.client(server), workflow, signal });
+        } catch (err) {
+          return this.#failAttemptEarly(job, attempt, { kind: 'thrown', error: err });
+        }
+      }
       if (plan.freeMemoryFirst) {
         await this.#pool
           .client(server)
@@ -731,6 +788,7 @@ class GuardImpl implements Guard {
     const exclude = new Set(plan.server.exclude ?? []);
     if (plan.server.require) for (const n of this.#pool.names()) if (!plan.server.require.includes(n)) exclude.add(n);
     for (const n of this.#blocked.get(job.id) ?? []) exclude.add(n);
+    for (const n of this.#drained) exclude.add(n);
     let waits = 0;
     for (;;) {
       const sel = await this.#pool.select({

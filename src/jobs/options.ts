@@ -2,6 +2,8 @@
  * The guard's options: one type with documented defaults, merged and validated at construction,
  * frozen afterwards. Nothing here reads the environment or the disk.
  */
+import type { ComfyApi } from '../comfy/api.js';
+import type { ApiWorkflow } from '../comfy/types.js';
 import type { ServerConfig } from '../pool/config.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
@@ -70,11 +72,27 @@ export interface GuardOptions {
   webhookSecret?: string;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Called before each attempt is sent, with the server it goes to and the exact workflow: the place
+   * to deliver inputs the workflow needs there (uploaded images for LoadImage, say), again after a
+   * failover. A throw fails the attempt like a failed submit (classified from what was thrown).
+   */
+  prepareAttempt?: (ctx: PrepareAttemptContext) => Promise<void>;
+}
+
+/** What `prepareAttempt` gets. */
+export interface PrepareAttemptContext {
+  jobId: string;
+  attempt: number;
+  server: string;
+  client: ComfyApi;
+  workflow: ApiWorkflow;
+  signal: AbortSignal;
 }
 
 export type ResolvedGuardOptions = Readonly<
   Required<
-    Omit<GuardOptions, 'store' | 'dispatcher' | 'concurrency' | 'recovery' | 'classifierRules' | 'analytics' | 'webhookSecret' | 'servers' | 'retry' | 'breaker'>
+    Omit<GuardOptions, 'store' | 'dispatcher' | 'concurrency' | 'recovery' | 'classifierRules' | 'analytics' | 'webhookSecret' | 'servers' | 'retry' | 'breaker' | 'prepareAttempt'>
   > & {
     servers: ServerOption[];
     store: JobStore | string;
@@ -84,6 +102,7 @@ export type ResolvedGuardOptions = Readonly<
     classifierRules: unknown;
     analytics: AnalyticsSink[];
     webhookSecret: string | undefined;
+    prepareAttempt: GuardOptions['prepareAttempt'];
     retry: NonNullable<GuardOptions['retry']>;
     breaker: NonNullable<GuardOptions['breaker']>;
   }
@@ -164,6 +183,7 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
       ((server, f) =>
         `/api/outputs/${encodeURIComponent(server)}/${encodeURIComponent(f.type)}/${encodeURIComponent(f.filename)}${f.subfolder ? `?subfolder=${encodeURIComponent(f.subfolder)}` : ''}`),
     webhookSecret: o.webhookSecret,
+    prepareAttempt: o.prepareAttempt,
     clock: o.clock ?? systemClock,
     logger: o.logger ?? silentLogger,
   });

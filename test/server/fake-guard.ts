@@ -27,7 +27,7 @@ export class FakeGuard implements Guard {
   readonly store = new MemoryStore();
   readonly listeners = new Set<(e: JobEvent) => void>();
   servers_: ServerHealthView[] = [
-    { name: 'gpu-a', url: 'http://127.0.0.1:1', healthy: true, latencyMs: 12, vramTotal: 24e9, vramFree: 20e9, queueRemaining: 0, breaker: 'closed', lastError: null, checkedAt: Date.now(), tags: ['a'] },
+    { name: 'gpu-a', url: 'http://127.0.0.1:1', healthy: true, latencyMs: 12, vramTotal: 24e9, vramFree: 20e9, queueRemaining: 0, breaker: 'closed', lastError: null, checkedAt: Date.now(), tags: ['a'], drained: false },
   ];
   files = new Map<string, { contentType: string; data: Uint8Array }>();
   storeDown = false;
@@ -130,8 +130,24 @@ export class FakeGuard implements Guard {
     return this.advance(id, 'cancelled');
   }
 
+  paused = false;
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  isPaused(): boolean {
+    return this.paused;
+  }
+  drain(server: string, on = true): void {
+    const s = this.servers_.find((x) => x.name === server);
+    if (s) s.drained = on;
+  }
+
   async emergencyStop(): Promise<{ cancelled: number; servers: number }> {
     this.emergencyStops++;
+    this.paused = true;
     const { jobs } = await this.store.listNonTerminal();
     for (const j of jobs) await this.cancel(j.id);
     return { cancelled: jobs.length, servers: this.servers_.length };

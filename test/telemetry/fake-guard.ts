@@ -70,6 +70,7 @@ export function serverView(name: string, over: Partial<ServerHealthView> = {}): 
     lastError: null,
     checkedAt: 1,
     tags: [],
+    drained: false,
     ...over,
   };
 }
