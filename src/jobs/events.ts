@@ -52,8 +52,8 @@ export type JobEvent =
       durationMs: number;
       at: number;
     }
-  /** A recovery step was decided (its attempt has not run yet: `success: null`). */
-  | { type: 'recovery'; jobId: string; step: RecoveryStep; at: number }
+  /** A recovery step was decided (its attempt has not run yet: `success: null`); `failedPromptId` is the prompt that failed ('' when it failed before sending). */
+  | { type: 'recovery'; jobId: string; step: RecoveryStep; failedPromptId: string; at: number }
   /** The attempt a recovery step produced has ended: `step.success` says how. */
   | { type: 'recovery_closed'; jobId: string; step: RecoveryStep; at: number }
   /** One of ComfyUI's execution messages for the current attempt, unchanged (its prompt id is the attempt's). */

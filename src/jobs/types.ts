@@ -86,6 +86,33 @@ export interface InputChange {
 
 export type AttemptStatus = 'pending' | 'submitted' | 'running' | 'completed' | 'failed' | 'interrupted' | 'lost' | 'cancelled';
 
+/**
+ * What the classifier found out about a failure, kept with the attempt (or the recovery step, for a
+ * failure found before sending) so that a restarted process, or another one sharing the queue,
+ * decides from it instead of re-deriving it.
+ */
+export interface FailureDetails {
+  category: string;
+  retryable: boolean;
+  nodeId?: string;
+  nodeType?: string;
+  exceptionType?: string;
+  missingModels?: Array<{ name: string; folder?: string }>;
+  missingNodeTypes?: string[];
+  retryAfterMs?: number;
+}
+
+/** Where and how the attempt after a recovery step runs: decided once, stored with the step. */
+export interface StepPlan {
+  /** The next attempt's workflow; kept only until that attempt is recorded (it then holds it). */
+  workflow?: ApiWorkflow;
+  server: { prefer?: string; exclude?: string[]; require?: string[]; moreVramThan?: string };
+  freeMemoryFirst?: boolean;
+  partialTargets?: string[];
+  /** The backoff decided before the next attempt. */
+  delayMs: number;
+}
+
 /** One submission of one concrete workflow to one server under one prompt id. */
 export interface AttemptRecord {
   number: number;
@@ -104,6 +131,8 @@ export interface AttemptRecord {
   manual?: boolean;
   code?: string;
   message?: string;
+  /** The classification's details, for decisions made from the record. */
+  failure?: FailureDetails;
   startedAt: number;
   endedAt?: number;
 }
@@ -124,6 +153,10 @@ export interface RecoveryStep {
   endedAt: number | null;
   /** What the step would run (workflow and eligible servers), hashed: a step is never taken twice unchanged. */
   fingerprint?: string;
+  /** The decided plan; after a restart the next attempt is read from here, never re-decided. */
+  plan?: StepPlan;
+  /** Details of a failure found before sending (no attempt record holds them). */
+  failure?: FailureDetails;
 }
 
 /** An output file produced by a job. */
@@ -180,6 +213,10 @@ export interface JobRecord {
   outputs: OutputRef[];
   error: JobErrorInfo | null;
   checkpoint: Checkpoint | null;
+  /** Attempts made before the last manual retry: they do not count against the retry budget. */
+  budgetBase?: number;
+  /** Set by `cancel()` from any process; whichever process runs the job honours it. */
+  cancelRequestedAt?: number | null;
   /** Set when the job ran with degraded quality. */
   degraded: { level: string; factor: number } | null;
   createdAt: number;

@@ -74,11 +74,13 @@ export function timesUsed(ctx: DecisionContext, strategy: StrategyName, code?: E
  */
 export function retriesUsed(ctx: DecisionContext): number {
   const attempts = Math.max(0, ctx.attempts.length - 1);
-  let base = 0;
-  for (let i = ctx.attempts.length - 1; i >= 0; i--) {
-    if (ctx.attempts[i]?.manual) {
-      base = i;
-      break;
+  let base = typeof ctx.input.job.budgetBase === 'number' ? ctx.input.job.budgetBase : 0;
+  if (typeof ctx.input.job.budgetBase !== 'number') {
+    for (let i = ctx.attempts.length - 1; i >= 0; i--) {
+      if (ctx.attempts[i]?.manual) {
+        base = i;
+        break;
+      }
     }
   }
   const decisions = base + ctx.input.job.recoveryHistory.filter((s) => s.attempt > base).length;

@@ -98,6 +98,8 @@ const jobShape = {
   updatedAt: ms,
   startedAt: ms.nullable(),
   endedAt: ms.nullable(),
+  budgetBase: z.number().int().nonnegative().optional(),
+  cancelRequestedAt: ms.nullable().optional(),
 };
 
 const jobSchema = z.looseObject(jobShape);

@@ -180,7 +180,7 @@ describe('job engine against simulators', () => {
   it('cancels a running job and leaves nothing running on the server', async () => {
     rig = await startRig([{ stepMs: 200 }]);
     const { id } = await rig.guard.submit(sd15({ steps: 200 }));
-    await until(async () => (await rig!.guard.get(id))?.attempts[0]?.status === 'running', 'the job to run');
+    await until(() => rig!.events.some((e) => e.type === 'comfy' && e.jobId === id && e.message.type === 'progress'), 'the job to run');
     const job = await rig.guard.cancel(id);
     expect(job.status).toBe('cancelled');
     await until(async () => {

@@ -49,7 +49,7 @@ describe('GET /api/jobs/:id/events', () => {
     await guard.advance(id, 'running', { startedAt: Date.now() });
     guard.emit({ type: 'progress', jobId: id, progress: 40, node: '3', attempt: 1, at: Date.now() });
     const step = { attempt: 1, code: 'COMFYUI_OOM', strategy: 'reduce_batch' as const, changes: [{ nodeId: '1', classType: 'EmptyImage', input: 'batch_size', from: 4, to: 2 }], success: null, server: null, promptId: null, message: 'halve the batch', startedAt: Date.now(), endedAt: null };
-    guard.emit({ type: 'recovery', jobId: id, step, at: Date.now() });
+    guard.emit({ type: 'recovery', jobId: id, step, failedPromptId: 'p1', at: Date.now() });
     await guard.advance(id, 'recovering');
     await guard.advance(id, 'running');
     await guard.advance(id, 'failed', { error: { code: 'COMFYUI_OOM', category: 'recoverable', message: 'out of memory', hint: 'smaller batch', retryable: true } });

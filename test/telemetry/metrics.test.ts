@@ -36,8 +36,8 @@ describe('createMetrics', () => {
     const step = makeStep({ attempt: 1, code: 'COMFYUI_OOM', strategy: 'free_memory' });
     a = { ...a, status: 'recovering', attempts: [makeAttempt(1, { status: 'failed', code: 'COMFYUI_OOM' })], recoveryHistory: [step] };
     guard.state(a, 'running');
-    guard.emit({ type: 'recovery', jobId: 'a', step, at: t0 + 1 });
-    guard.emit({ type: 'recovery', jobId: 'a', step, at: t0 + 2 }); // the same step again: counted once
+    guard.emit({ type: 'recovery', jobId: 'a', step, failedPromptId: 'p1', at: t0 + 1 });
+    guard.emit({ type: 'recovery', jobId: 'a', step, failedPromptId: 'p1', at: t0 + 2 }); // the same step again: counted once
     a = { ...a, status: 'running', attempts: [...a.attempts, makeAttempt(2)], retryCount: 1 };
     guard.state(a, 'recovering');
     a = { ...a, status: 'completed', recoveryHistory: [{ ...step, success: true }], endedAt: t0 + 12_000, updatedAt: t0 + 12_000 };
@@ -85,7 +85,7 @@ describe('createMetrics', () => {
     const step = makeStep({ strategy: 'retry', code: 'COMFYUI_SERVER_ERROR' });
     const job = makeJob({ id: 'x', status: 'recovering', attempts: [makeAttempt(1, { status: 'failed', code: 'COMFYUI_SERVER_ERROR' })], recoveryHistory: [step] });
     guard.state(job, 'running');
-    guard.emit({ type: 'recovery', jobId: 'x', step, at: 1 });
+    guard.emit({ type: 'recovery', jobId: 'x', step, failedPromptId: 'p1', at: 1 });
     const error = { code: 'COMFYUI_SERVER_ERROR', category: 'transient', message: 'boom', hint: 'later', retryable: true };
     guard.state(
       {

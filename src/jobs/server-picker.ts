@@ -1,0 +1,134 @@
+/**
+ * The server picker: where an attempt runs. A healthy, capable, least-loaded server that the plan
+ * allows and that is neither blocked for this workflow nor drained; while none is available it waits
+ * (bounded by the job's deadline). When no server of the pool can run the workflow at all (a node
+ * type or a model nobody has), the errors layer classifies that directly from the pool's data.
+ */
+import { createHash } from 'node:crypto';
+import type { ApiWorkflow } from '../comfy/types.js';
+import { classifyMissingCapability, type Classification, type MissingCapability } from '../errors/index.js';
+import type { ServerPool } from '../pool/index.js';
+import { sleep, type Clock } from '../util/clock.js';
+import type { StepPlan } from './types.js';
+
+const WAIT_FLOOR_MS = 250;
+
+/** Servers a workflow must avoid (a dependency error or missing node seen there), shared by every job. */
+export interface BlockList {
+  /** Servers blocked for this workflow key now. */
+  blocked(workflowKey: string): Promise<string[]>;
+  block(entry: { server: string; workflowKey: string; code: string; reason: string; until: number }): Promise<void>;
+}
+
+/** An in-process block list (one guard); a store-backed one shares it between processes. */
+export class MemoryBlockList implements BlockList {
+  readonly #rows = new Map<string, Map<string, number>>();
+  constructor(private readonly clock: Clock) {}
+
+  async blocked(workflowKey: string): Promise<string[]> {
+    const row = this.#rows.get(workflowKey);
+    if (!row) return [];
+    const now = this.clock.now();
+    for (const [s, until] of row) if (until <= now) row.delete(s);
+    return [...row.keys()];
+  }
+
+  async block(e: { server: string; workflowKey: string; until: number }): Promise<void> {
+    const row = this.#rows.get(e.workflowKey) ?? new Map<string, number>();
+    row.set(e.server, Math.max(row.get(e.server) ?? 0, e.until));
+    this.#rows.set(e.workflowKey, row);
+  }
+}
+
+/**
+ * The key a block applies to: the set of node types a workflow uses. A broken environment fails
+ * every workflow that loads the same nodes, whatever its seed, prompt or size.
+ */
+export function workflowKey(workflow: ApiWorkflow): string {
+  const types = [...new Set(Object.values(workflow).map((n) => String(n?.class_type)))].sort();
+  return createHash('sha256').update(types.join('\u0000')).digest('base64url').slice(0, 22);
+}
+
+/** What every server lacks (the intersection): what no failover can fix. */
+export function missingEverywhere(missing: Record<string, MissingCapability>): MissingCapability {
+  const all = Object.values(missing);
+  if (all.length === 0) return { nodeTypes: [], models: [] };
+  const nodeTypes = all.map((m) => new Set(m.nodeTypes)).reduce((a, b) => new Set([...a].filter((x) => b.has(x))));
+  const key = (m: { folder: string; name: string }) => `${m.folder}\u0000${m.name}`;
+  const keys = all.map((m) => new Set(m.models.map(key))).reduce((a, b) => new Set([...a].filter((x) => b.has(x))));
+  const models = (all[0]?.models ?? []).filter((m) => keys.has(key(m)));
+  return { nodeTypes: [...nodeTypes], models };
+}
+
+export type PickResult =
+  | { kind: 'server'; server: string }
+  /** No server of the pool can run it (classified from the pool's data). */
+  | { kind: 'incapable'; classification: Classification }
+  | { kind: 'deadline' }
+  | { kind: 'aborted' };
+
+export interface PickRequest {
+  workflow: ApiWorkflow;
+  constraint: StepPlan['server'];
+  tags?: string[];
+  deadline: number;
+  signal: AbortSignal;
+}
+
+/** Chooses servers for attempts; waits (with backoff) while every capable server is busy or unhealthy. */
+export class ServerPicker {
+  constructor(
+    private readonly deps: {
+      pool: ServerPool;
+      clock: Clock;
+      blocks: BlockList;
+      drained: ReadonlySet<string>;
+      /** Backoff for the n-th wait. */
+      delayMs(n: number): number;
+    },
+  ) {}
+
+  /** Servers a constraint leaves eligible, given the servers blocked for the workflow (drained ones removed too). */
+  eligibleWith(constraint: StepPlan['server'], blocked: readonly string[]): string[] {
+    const exclude = this.#exclusionsWith(constraint, blocked);
+    return this.deps.pool.names().filter((n) => !exclude.has(n));
+  }
+
+  #exclusionsWith(constraint: StepPlan['server'], blocked: readonly string[]): Set<string> {
+    const { pool, drained } = this.deps;
+    const exclude = new Set([...(constraint.exclude ?? []), ...blocked, ...drained]);
+    if (constraint.require) for (const n of pool.names()) if (!constraint.require.includes(n)) exclude.add(n);
+    return exclude;
+  }
+
+  async #exclusions(workflow: ApiWorkflow, constraint: StepPlan['server']): Promise<Set<string>> {
+    return this.#exclusionsWith(constraint, await this.deps.blocks.blocked(workflowKey(workflow)));
+  }
+
+  async pick(req: PickRequest): Promise<PickResult> {
+    const { pool, clock } = this.deps;
+    let waits = 0;
+    for (;;) {
+      if (req.signal.aborted) return { kind: 'aborted' };
+      const exclude = await this.#exclusions(req.workflow, req.constraint);
+      const sel = await pool.select({
+        workflow: req.workflow,
+        exclude: [...exclude],
+        ...(req.constraint.prefer ? { prefer: req.constraint.prefer } : {}),
+        ...(req.tags ? { tags: req.tags } : {}),
+        ...(req.constraint.moreVramThan ? { preferMoreVramThan: req.constraint.moreVramThan } : {}),
+      });
+      if (sel) return { kind: 'server', server: sel.name };
+      const capable = pool.capable(req.workflow);
+      if (capable.servers.filter((s) => !exclude.has(s)).length === 0) {
+        const c = classifyMissingCapability(req.workflow, missingEverywhere(capable.missing));
+        if (c) return { kind: 'incapable', classification: c };
+      }
+      const now = clock.now();
+      if (now >= req.deadline) return { kind: 'deadline' };
+      waits++;
+      const delay = Math.max(WAIT_FLOOR_MS, this.deps.delayMs(Math.min(waits, 6)));
+      await sleep(clock, Math.min(delay, req.deadline - now), req.signal).catch(() => undefined);
+    }
+  }
+}
