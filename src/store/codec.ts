@@ -103,8 +103,8 @@ const jobShape = {
 };
 
 const jobSchema = z.looseObject(jobShape);
-// Strict: an unknown field in a patch is a typo in the caller, not data to drop silently.
-const patchSchema = z.strictObject(jobShape).partial();
+// Loose like records: fields added to JobRecord after this store was written are carried through.
+const patchSchema = z.looseObject(jobShape).partial();
 
 export const attemptRecordSchema = attemptSchema;
 export const recoveryStepRecordSchema = recoveryStepSchema;

@@ -8,7 +8,10 @@
  * ignored, so a whole record may be passed as a patch); writes to an unknown
  * job throw `StoreError` `STORE_JOB_NOT_FOUND`; invalid records or patches throw
  * `STORE_INVALID_JOB` and write nothing; an unreachable database surfaces as `STORE_UNAVAILABLE`
- * after the store's own bounded retries (see `./errors.ts`).
+ * after the store's own bounded retries (see `./errors.ts`). Record fields the store does not know
+ * (added to JobRecord later) are stored and read back untouched, in records and in patches.
+ * Attempts are stored as the nodes they change against the job's workflow (see `./workflow-diff.ts`);
+ * callers always see whole workflows.
  */
 import type { AttemptRecord, Checkpoint, JobRecord, JobStatus, RecoveryStep } from '../jobs/types.js';
 
@@ -35,6 +38,31 @@ export interface JobPage {
 export interface CorruptJob {
   id: string;
   error: string;
+}
+
+/** Jobs by status, read from counters kept with every write (cost independent of the number of jobs). */
+export interface StatusCounts {
+  total: number;
+  byStatus: Record<JobStatus, number>;
+}
+
+/** A (server, workflow hash) pair no job should be sent to until `until` (ms epoch). */
+export interface ServerBlock {
+  server: string;
+  workflowHash: string;
+  /** Error code that caused the block, e.g. `COMFYUI_MISSING_NODE`. */
+  code: string;
+  reason: string;
+  until: number;
+}
+
+/** One page of unfinished jobs for restart recovery. */
+export interface UnfinishedPage {
+  jobs: JobRecord[];
+  /** Unreadable rows met on this page (also quarantined: see `listCorrupt`). */
+  corrupt: CorruptJob[];
+  /** Pass back to get the next page; null after the last. */
+  nextCursor: string | null;
 }
 
 export interface StoreStats {
@@ -75,10 +103,42 @@ export interface JobStore {
   patchJob(id: string, patch: Partial<Omit<JobRecord, 'id' | 'status'>>): Promise<void>;
   /** Every job not in a terminal state, oldest first; unreadable rows are reported in `corrupt`. */
   listNonTerminal(): Promise<{ jobs: JobRecord[]; corrupt: CorruptJob[] }>;
+  /**
+   * Unfinished jobs one page at a time (running, then recovering, then queued; oldest first within
+   * each), so restart recovery never holds every job in memory. Each page costs O(log n + limit).
+   * Jobs that change status while paging may be missed or seen twice; callers dedupe.
+   * @param opts.limit @default 500, max 5000
+   */
+  listUnfinished(opts?: { cursor?: string | null; limit?: number }): Promise<UnfinishedPage>;
+  /**
+   * Rows a read has found unreadable (bad JSON, wrong shape), with their id and what is wrong.
+   * Such rows are quarantined when first met: left out of `stats()` and `countByStatus()` from then
+   * on, listed here until `deleteJob` removes them. Restart recovery reads every unfinished row,
+   * so a damaged unfinished job is always listed after a start.
+   */
+  listCorrupt(): Promise<CorruptJob[]>;
+  /** Deletes one job whatever its state or readability (an operator's removal of a damaged row). True if it existed. */
+  deleteJob(id: string): Promise<boolean>;
   /** Newest first. */
   query(q: JobQuery): Promise<JobPage>;
   findByIdempotencyKey(key: string): Promise<JobRecord | null>;
+  /**
+   * Aggregates over every readable job. Read from counters the store keeps in step with each
+   * write, so its cost does not grow with the number of stored jobs.
+   */
   stats(): Promise<StoreStats>;
+  /** The cheapest stats path: totals by status only (for health checks and queue views). */
+  countByStatus(): Promise<StatusCounts>;
+  /** Records (or replaces) a block of `server` for one workflow hash until `until`. */
+  blockServer(block: ServerBlock): Promise<void>;
+  /** Blocks for a workflow hash still in force at `now`; expired ones are ignored (and removed). */
+  blockedServers(workflowHash: string, now: number): Promise<Array<Omit<ServerBlock, 'workflowHash'>>>;
+  /** A small persistent value (instance identity, learned data), or null when unset. */
+  getMeta(key: string): Promise<unknown>;
+  /** Sets a JSON-serialisable value; `null` is stored as null (use it to clear). */
+  setMeta(key: string, value: unknown): Promise<void>;
+  /** Every key starting with `prefix`, sorted by key. */
+  listMeta(prefix: string): Promise<Array<{ key: string; value: unknown }>>;
   /** Deletes terminal jobs whose endedAt < cutoff (ms epoch). Returns how many. */
   deleteTerminalBefore(cutoff: number): Promise<number>;
   /** Cheap liveness check for health endpoints. */

@@ -9,12 +9,13 @@ import pg from 'pg';
 import { isTerminal, TERMINAL_STATUSES, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { sleep, systemClock, type Clock } from '../util/clock.js';
 import { checkJob } from './codec.js';
-import type { CorruptJob, JobPage, JobQuery, JobStore, StoreStats } from './contract.js';
+import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedPage } from './contract.js';
+import { countsFromCounters, statsFromCounters } from './counters.js';
 import { describeCause, redactUrl, StoreError } from './errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
-import { addRecovery, emptyStats, ERROR_STATUSES, normalizeQuery, toPage } from './query.js';
-import { assertAttempt, assertProgress, assertRecoveryStep, cleanPatch, stampEnd, statusList } from './record-ops.js';
-import { decodeRow, JOB_COLUMNS, patchColumns, rowValues, splitDecoded } from './sql-columns.js';
+import { decodeUnfinishedCursor, encodeUnfinishedCursor, normalizeQuery, toPage, UNFINISHED_ORDER, unfinishedLimit } from './query.js';
+import { assertAttempt, assertBlock, assertExtraNames, assertProgress, assertRecoveryStep, cleanPatch, metaText, stampEnd, statusList } from './record-ops.js';
+import { decodeRow, extraFields, JOB_COLUMNS, patchColumns, rowValues, splitDecoded, type DecodedRow } from './sql-columns.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:pass@host:port/db`. */
@@ -44,8 +45,8 @@ type Resolved = Required<Omit<PostgresStoreOptions, 'onError'>> & Pick<PostgresS
 
 const NON_TERMINAL = ['queued', 'running', 'recovering'];
 const TERMINAL = [...TERMINAL_STATUSES];
-const INSERT_COLUMNS = [...JOB_COLUMNS.map((c) => c.column), 'error_code', 'error_message'];
-const JSON_COLUMNS = new Set(JOB_COLUMNS.filter((c) => c.json).map((c) => c.column));
+const INSERT_COLUMNS = [...JOB_COLUMNS.map((c) => c.column), 'error_code', 'error_message', 'extra'];
+const JSON_COLUMNS = new Set([...JOB_COLUMNS.filter((c) => c.json).map((c) => c.column), 'extra']);
 
 /** SQLSTATE classes and Node codes that mean "the connection, not the statement, failed". */
 const CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -176,6 +177,7 @@ export class PostgresStore implements JobStore {
     const checked = checkJob(input);
     const job = checked.ok ? stampEnd(input, this.#o.clock.now()) : input;
     if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `createJob: invalid job ${String(job?.id)}: ${checked.error}`, { backend: 'postgres', operation: 'createJob', jobId: job?.id });
+    assertExtraNames('postgres', 'createJob', job.id, job);
     const token = randomUUID();
     const values = rowValues(job);
     const cols = [...INSERT_COLUMNS, 'write_token'];
@@ -228,9 +230,9 @@ export class PostgresStore implements JobStore {
       UPDATE ${this.#s}.jobs SET
         attempts = CASE
           WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(attempts) AS e WHERE e->'number' = $2::jsonb->'number')
-          THEN (SELECT jsonb_agg(CASE WHEN t.e->'number' = $2::jsonb->'number' THEN $2::jsonb ELSE t.e END ORDER BY t.i)
+          THEN (SELECT jsonb_agg(CASE WHEN t.e->'number' = $2::jsonb->'number' THEN ${this.#s}.cg_encode_attempt($2::jsonb, workflow) ELSE t.e END ORDER BY t.i)
                 FROM jsonb_array_elements(attempts) WITH ORDINALITY AS t(e, i))
-          ELSE attempts || jsonb_build_array($2::jsonb)
+          ELSE attempts || jsonb_build_array(${this.#s}.cg_encode_attempt($2::jsonb, workflow))
         END,
         server = $3, prompt_id = $4, updated_at = $5, write_token = $6
       WHERE id = $1 AND jsonb_typeof(attempts) = 'array'`;
@@ -264,8 +266,48 @@ export class PostgresStore implements JobStore {
   async listNonTerminal(): Promise<{ jobs: JobRecord[]; corrupt: CorruptJob[] }> {
     return this.#withRetry('listNonTerminal', undefined, async () => {
       const { rows } = await this.#q(`SELECT * FROM ${this.#s}.jobs WHERE status = ANY($1::text[]) ORDER BY created_at, id`, [NON_TERMINAL]);
-      return splitDecoded(rows.map((r) => decodeRow(r, false)));
+      return splitDecoded(await this.#decodeAll(rows));
     });
+  }
+
+  /** One page of unfinished jobs: an index range scan per status, so each page costs the same. */
+  async listUnfinished(opts: { cursor?: string | null; limit?: number } = {}): Promise<UnfinishedPage> {
+    const limit = unfinishedLimit(opts.limit);
+    const start = decodeUnfinishedCursor(opts.cursor, 'postgres');
+    return this.#withRetry('listUnfinished', undefined, async () => {
+      let pos = start ?? { status: 0, createdAt: Number.MIN_SAFE_INTEGER, id: '' };
+      const rows: Row[] = [];
+      let last: { status: number; createdAt: number; id: string } | null = null;
+      while (rows.length < limit && pos.status < UNFINISHED_ORDER.length) {
+        const got = (
+          await this.#q(`SELECT * FROM ${this.#s}.jobs WHERE status = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`, [
+            UNFINISHED_ORDER[pos.status],
+            pos.createdAt,
+            pos.id,
+            limit - rows.length,
+          ])
+        ).rows;
+        rows.push(...got);
+        const tail = got[got.length - 1];
+        if (tail) last = { status: pos.status, createdAt: Number(tail.created_at), id: String(tail.id) };
+        if (rows.length < limit) pos = { status: pos.status + 1, createdAt: Number.MIN_SAFE_INTEGER, id: '' };
+      }
+      const { jobs, corrupt } = splitDecoded(await this.#decodeAll(rows));
+      return { jobs, corrupt, nextCursor: rows.length === limit && last ? encodeUnfinishedCursor(last) : null };
+    });
+  }
+
+  /** Quarantined rows, found unreadable by an earlier read. */
+  async listCorrupt(): Promise<CorruptJob[]> {
+    return this.#withRetry('listCorrupt', undefined, async () => {
+      const { rows } = await this.#q(`SELECT id, unreadable FROM ${this.#s}.jobs WHERE unreadable IS NOT NULL ORDER BY id`, []);
+      return rows.map((r) => ({ id: String(r.id), error: String(r.unreadable) }));
+    });
+  }
+
+  /** Deletes one job by id, readable or not. */
+  async deleteJob(id: string): Promise<boolean> {
+    return this.#withRetry('deleteJob', id, async () => ((await this.#q(`DELETE FROM ${this.#s}.jobs WHERE id = $1`, [id])).rowCount ?? 0) > 0);
   }
 
   /** Newest first with keyset pagination on (created_at, id). */
@@ -288,7 +330,7 @@ export class PostgresStore implements JobStore {
         rows.map((r) => ({ createdAt: Number(r.created_at), id: String(r.id), row: r })),
         nq.limit,
       );
-      const { jobs, corrupt } = splitDecoded(page.items.map((x) => decodeRow(x.row, false)));
+      const { jobs, corrupt } = splitDecoded(await this.#decodeAll(page.items.map((x) => x.row)));
       return { jobs, nextCursor: page.nextCursor, ...(corrupt.length ? { corrupt } : {}) };
     });
   }
@@ -301,44 +343,60 @@ export class PostgresStore implements JobStore {
     });
   }
 
-  /** Aggregates computed by PostgreSQL; JSON of the wrong shape is left out, not fatal. */
+  /** Aggregates from the counters the trigger keeps (a few dozen rows, whatever the number of jobs). */
   async stats(): Promise<StoreStats> {
-    const t = `${this.#s}.jobs`;
-    const arrayOrEmpty = (c: string) => `CASE WHEN jsonb_typeof(${c}) = 'array' THEN ${c} ELSE '[]'::jsonb END`;
-    return this.#withRetry('stats', undefined, async () => {
-      const [byStatus, errors, steps, totals, attemptErrors, retried] = await Promise.all([
-        this.#q(`SELECT status, count(*)::int AS n FROM ${t} GROUP BY status`, []),
-        this.#q(`SELECT error_code, count(*)::int AS n FROM ${t} WHERE status = ANY($1::text[]) AND error_code IS NOT NULL GROUP BY error_code`, [ERROR_STATUSES]),
-        this.#q(
-          `SELECT e->>'strategy' AS strategy, e->'success' AS success, count(*)::int AS n
-           FROM ${t}, jsonb_array_elements(${arrayOrEmpty('recovery_history')}) AS e
-           WHERE e->>'strategy' IS NOT NULL GROUP BY 1, 2`,
-          [],
-        ),
-        this.#q(`SELECT coalesce(sum(jsonb_array_length(${arrayOrEmpty('attempts')})), 0)::float8 AS attempts, coalesce(sum(retry_count), 0)::float8 AS retries FROM ${t}`, []),
-        this.#q(
-          `SELECT e->>'code' AS code, count(*)::int AS n FROM ${t}, jsonb_array_elements(${arrayOrEmpty('attempts')}) AS e
-           WHERE e->>'code' IS NOT NULL GROUP BY 1`,
-          [],
-        ),
-        this.#q(
-          `SELECT count(*)::int AS terminal, count(*) FILTER (WHERE status = 'completed')::int AS completed FROM ${t}
-           WHERE retry_count > 0 AND status = ANY($1::text[])`,
-          [TERMINAL],
-        ),
-      ]);
-      const stats = emptyStats();
-      for (const r of byStatus.rows) {
-        stats.byStatus[r.status as JobStatus] = Number(r.n);
-        stats.total += Number(r.n);
-      }
-      for (const r of errors.rows) stats.errorsByCode[String(r.error_code)] = Number(r.n);
-      for (const r of steps.rows) addRecovery(stats, String(r.strategy), r.success === true ? true : r.success === false ? false : null, Number(r.n));
-      stats.totalAttempts = Number(totals.rows[0]?.attempts ?? 0);
-      stats.totalRetries = Number(totals.rows[0]?.retries ?? 0);
-      for (const r of attemptErrors.rows) stats.attemptErrorsByCode[String(r.code)] = Number(r.n);
-      stats.retriedJobs = { terminal: Number(retried.rows[0]?.terminal ?? 0), completed: Number(retried.rows[0]?.completed ?? 0) };
-      return stats;
+    return this.#withRetry('stats', undefined, async () => statsFromCounters(await this.#counters('')));
+  }
+
+  /** Totals by status from the counters. */
+  async countByStatus(): Promise<StatusCounts> {
+    return this.#withRetry('countByStatus', undefined, async () => countsFromCounters(await this.#counters(`WHERE k LIKE 's:%'`)));
+  }
+
+  /** Upserts a (server, workflow hash) block. */
+  async blockServer(block: ServerBlock): Promise<void> {
+    assertBlock('postgres', block);
+    await this.#withRetry('blockServer', undefined, () =>
+      this.#q(
+        `INSERT INTO ${this.#s}.server_blocks (workflow_hash, server, code, reason, until) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (workflow_hash, server) DO UPDATE SET code = excluded.code, reason = excluded.reason, until = excluded.until`,
+        [block.workflowHash, block.server, block.code, block.reason, block.until],
+      ),
+    );
+  }
+
+  /** Blocks in force for a workflow hash; removes the expired ones. */
+  async blockedServers(workflowHash: string, now: number): Promise<Array<Omit<ServerBlock, 'workflowHash'>>> {
+    return this.#withRetry('blockedServers', undefined, async () => {
+      const { rows } = await this.#q(`SELECT server, code, reason, until FROM ${this.#s}.server_blocks WHERE workflow_hash = $1 ORDER BY server`, [workflowHash]);
+      const all = rows.map((r) => ({ server: String(r.server), code: String(r.code), reason: String(r.reason), until: Number(r.until) }));
+      const live = all.filter((r) => r.until > now);
+      if (live.length < all.length) await this.#q(`DELETE FROM ${this.#s}.server_blocks WHERE workflow_hash = $1 AND until <= $2`, [workflowHash, now]);
+      return live;
+    });
+  }
+
+  /** A meta value, or null. */
+  async getMeta(key: string): Promise<unknown> {
+    return this.#withRetry('getMeta', undefined, async () => {
+      const row = (await this.#q(`SELECT value FROM ${this.#s}.meta WHERE key = $1`, [key])).rows[0];
+      return row ? (row.value as unknown) : null;
+    });
+  }
+
+  /** Sets a meta value. */
+  async setMeta(key: string, value: unknown): Promise<void> {
+    const text = metaText('postgres', key, value);
+    await this.#withRetry('setMeta', undefined, () =>
+      this.#q(`INSERT INTO ${this.#s}.meta (key, value) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [key, text]),
+    );
+  }
+
+  /** Meta entries under a prefix, by key. */
+  async listMeta(prefix: string): Promise<Array<{ key: string; value: unknown }>> {
+    return this.#withRetry('listMeta', undefined, async () => {
+      const { rows } = await this.#q(`SELECT key, value FROM ${this.#s}.meta WHERE left(key, length($1)) = $1 ORDER BY key`, [prefix]);
+      return rows.map((r) => ({ key: String(r.key), value: r.value as unknown }));
     });
   }
 
@@ -412,9 +470,30 @@ export class PostgresStore implements JobStore {
     return row ? this.#decodeOrThrow(row, operation) : null;
   }
 
+  /** Decodes rows; the unreadable ones are quarantined (left out of the counters, listed by listCorrupt). */
+  async #decodeAll(rows: Row[]): Promise<DecodedRow[]> {
+    const out = rows.map((r) => decodeRow(r, false));
+    for (let i = 0; i < out.length; i++) {
+      const d = out[i];
+      if (d && !d.ok) await this.#quarantine(d.corrupt, rows[i] ?? {});
+    }
+    return out;
+  }
+
+  async #quarantine(c: CorruptJob, row: Row): Promise<void> {
+    if (row.unreadable !== null && row.unreadable !== undefined) return;
+    await this.#q(`UPDATE ${this.#s}.jobs SET unreadable = $2 WHERE id = $1 AND unreadable IS NULL`, [c.id, c.error || 'unreadable']);
+  }
+
+  async #counters(where: string): Promise<Array<[string, number]>> {
+    const { rows } = await this.#q(`SELECT k, sum(n)::float8 AS n FROM ${this.#s}.job_counters ${where} GROUP BY k`, []);
+    return rows.map((r) => [String(r.k), Number(r.n)]);
+  }
+
   #decodeOrThrow(row: Row, operation: string): JobRecord {
     const d = decodeRow(row, false);
     if (d.ok) return d.job;
+    void this.#quarantine(d.corrupt, row).catch(() => undefined);
     throw new StoreError('STORE_CORRUPT_ROW', `${operation}: job ${d.corrupt.id} cannot be read: ${d.corrupt.error}`, { backend: 'postgres', operation, jobId: d.corrupt.id });
   }
 
@@ -430,6 +509,15 @@ export class PostgresStore implements JobStore {
       if (column === 'updated_at' || column === 'ended_at') continue;
       sets.push(`${column} = ${p(value)}${JSON_COLUMNS.has(column) ? '::jsonb' : ''}`);
     }
+    if (patch.attempts !== undefined || patch.workflow !== undefined) {
+      // Attempts stay in storage form against whichever workflow the row ends up with.
+      const attempts = patch.attempts !== undefined ? `${p(JSON.stringify(patch.attempts))}::jsonb` : 'attempts';
+      const base = patch.workflow !== undefined ? `${p(JSON.stringify(patch.workflow))}::jsonb` : 'workflow';
+      sets.push(`attempts = ${this.#s}.cg_attempts(${attempts}, workflow, ${base})`);
+      if (patch.workflow !== undefined) sets.push(`workflow = ${base}`);
+    }
+    const extra = extraFields(patch);
+    if (extra) sets.push(`extra = coalesce(extra, '{}'::jsonb) || ${p(JSON.stringify(extra))}::jsonb`);
     sets.push(`updated_at = ${p(patch.updatedAt ?? now)}`);
     const ended = patch.endedAt !== undefined ? `${p(patch.endedAt)}::bigint` : 'ended_at';
     if (terminal === 'always') sets.push(`ended_at = coalesce(${ended}, ${p(now)}::bigint)`);

@@ -116,3 +116,40 @@ export function addRecovery(stats: StoreStats, strategy: string, success: boolea
   else if (success === false) entry.failed += n;
   else entry.pending += n;
 }
+
+/** Order in which restart recovery meets unfinished jobs: orphans that may be running first. */
+export const UNFINISHED_ORDER = ['running', 'recovering', 'queued'] as const satisfies readonly JobStatus[];
+export const DEFAULT_UNFINISHED_PAGE = 500;
+export const MAX_UNFINISHED_PAGE = 5000;
+
+/** Position in a `listUnfinished` walk: index into UNFINISHED_ORDER, then (createdAt, id) ascending. */
+export interface UnfinishedPosition {
+  status: number;
+  createdAt: number;
+  id: string;
+}
+
+/** Encodes an unfinished-walk position as an opaque cursor. */
+export function encodeUnfinishedCursor(pos: UnfinishedPosition): string {
+  return Buffer.from(JSON.stringify(['u', pos.status, pos.createdAt, pos.id]), 'utf8').toString('base64url');
+}
+
+/** Decodes a cursor from `encodeUnfinishedCursor` (null/undefined = the start). */
+export function decodeUnfinishedCursor(cursor: string | null | undefined, backend: StoreBackend): UnfinishedPosition | null {
+  if (cursor === null || cursor === undefined || cursor === '') return null;
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 4 && v[0] === 'u' && Number.isInteger(v[1]) && v[1] >= 0 && v[1] < UNFINISHED_ORDER.length && typeof v[2] === 'number' && typeof v[3] === 'string') {
+      return { status: v[1] as number, createdAt: v[2], id: v[3] };
+    }
+  } catch {
+    // not ours: reported below
+  }
+  throw new StoreError('STORE_BAD_CURSOR', `listUnfinished: the cursor ${JSON.stringify(cursor.slice(0, 40))} was not produced by this store`, { backend, operation: 'listUnfinished' });
+}
+
+/** The page size for `listUnfinished`, bounded. */
+export function unfinishedLimit(limit: number | undefined): number {
+  const raw = limit ?? DEFAULT_UNFINISHED_PAGE;
+  return Number.isFinite(raw) ? Math.min(MAX_UNFINISHED_PAGE, Math.max(1, Math.floor(raw))) : DEFAULT_UNFINISHED_PAGE;
+}

@@ -6,7 +6,9 @@
 import type { ZodType } from 'zod';
 import { isTerminal, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { checkPatch, checkValue, attemptRecordSchema, recoveryStepRecordSchema, checkpointRecordSchema } from './codec.js';
+import type { ServerBlock } from './contract.js';
 import { StoreError, type StoreBackend } from './errors.js';
+import { EXTRA_FIELD_NAME, extraFields } from './sql-columns.js';
 
 /** `from` as a list. */
 export function statusList(from: JobStatus | readonly JobStatus[]): JobStatus[] {
@@ -36,9 +38,20 @@ export function cleanPatch(backend: StoreBackend, operation: string, id: string,
   delete defined.status;
   delete defined.createdAt;
   delete defined.idempotencyKey;
+  assertExtraNames(backend, operation, id, defined);
   const checked = checkPatch(defined);
   if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `${operation}: invalid patch for job ${id}: ${checked.error}`, { backend, operation, jobId: id });
   return defined;
+}
+
+/** Fields unknown to the store must have plain names (the SQL stores address them by JSON path). */
+export function assertExtraNames(backend: StoreBackend, operation: string, id: string, record: object): void {
+  const extra = extraFields(record);
+  for (const name of Object.keys(extra ?? {})) {
+    if (!EXTRA_FIELD_NAME.test(name)) {
+      throw new StoreError('STORE_INVALID_JOB', `${operation}: job ${id} has a field named ${JSON.stringify(name.slice(0, 40))}; record fields must be identifiers`, { backend, operation, jobId: id });
+    }
+  }
 }
 
 /** Throws STORE_INVALID_JOB when `value` does not match `schema`. */
@@ -96,4 +109,26 @@ export function applyProgress(job: JobRecord, progress: number, checkpoint: Chec
 /** `patchJob` on a record. */
 export function applyPatch(job: JobRecord, patch: Partial<JobRecord>, now: number): JobRecord {
   return stampEnd({ ...job, ...patch, id: job.id, status: job.status, updatedAt: patch.updatedAt ?? now }, now);
+}
+
+/** Validates a server block (the same checks on every backend). */
+export function assertBlock(backend: StoreBackend, b: ServerBlock): void {
+  const bad = (what: string) => new StoreError('STORE_INVALID_JOB', `blockServer: ${what}`, { backend, operation: 'blockServer' });
+  if (typeof b?.server !== 'string' || b.server === '') throw bad('server must be a non-empty string');
+  if (typeof b.workflowHash !== 'string' || b.workflowHash === '') throw bad('workflowHash must be a non-empty string');
+  if (typeof b.code !== 'string' || typeof b.reason !== 'string') throw bad('code and reason must be strings');
+  if (typeof b.until !== 'number' || !Number.isFinite(b.until)) throw bad('until must be a finite ms timestamp');
+}
+
+/** JSON text of a meta value; refuses what JSON cannot hold so a stored value always reads back equal. */
+export function metaText(backend: StoreBackend, key: string, value: unknown): string {
+  if (typeof key !== 'string' || key === '') throw new StoreError('STORE_INVALID_JOB', 'setMeta: the key must be a non-empty string', { backend, operation: 'setMeta' });
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    throw new StoreError('STORE_INVALID_JOB', `setMeta: the value of ${key} is not JSON-serialisable`, { backend, operation: 'setMeta', cause: e });
+  }
+  if (text === undefined) throw new StoreError('STORE_INVALID_JOB', `setMeta: the value of ${key} is not JSON-serialisable`, { backend, operation: 'setMeta' });
+  return text;
 }

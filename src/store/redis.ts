@@ -14,9 +14,20 @@ import { Redis } from 'ioredis';
 import { isTerminal, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { checkJob, parseJson } from './codec.js';
-import type { CorruptJob, JobPage, JobQuery, JobStore, StoreStats } from './contract.js';
+import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedPage } from './contract.js';
+import { countsFromCounters, statContribution, statsFromCounters } from './counters.js';
 import { describeCause, redactUrl, StoreError } from './errors.js';
-import { addToStats, emptyStats, newerFirst, normalizeQuery, toPage, type KeysetPosition, type NormalizedQuery } from './query.js';
+import {
+  decodeUnfinishedCursor,
+  encodeUnfinishedCursor,
+  newerFirst,
+  normalizeQuery,
+  toPage,
+  UNFINISHED_ORDER,
+  unfinishedLimit,
+  type KeysetPosition,
+  type NormalizedQuery,
+} from './query.js';
 import {
   applyAttempt,
   applyPatch,
@@ -24,13 +35,17 @@ import {
   applyRecoveryStep,
   applyTransition,
   assertAttempt,
+  assertBlock,
+  assertExtraNames,
   assertProgress,
   assertRecoveryStep,
   cleanPatch,
+  metaText,
   stampEnd,
   statusList,
 } from './record-ops.js';
-import { CREATE_LUA, DELETE_LUA, PRUNE_LUA, WRITE_LUA } from './redis-scripts.js';
+import { CREATE_LUA, DELETE_LUA, DELETE_ONE_LUA, PRUNE_LUA, QUARANTINE_LUA, WRITE_LUA } from './redis-scripts.js';
+import { decodeDoc as decodeStored, encodeDoc } from './workflow-diff.js';
 
 export interface RedisStoreOptions {
   /** `redis://[user:pass@]host:port[/db]` or `rediss://...`. */
@@ -57,7 +72,7 @@ export interface RedisStoreOptions {
 }
 
 type Resolved = Required<Omit<RedisStoreOptions, 'onError'>> & Pick<RedisStoreOptions, 'onError'>;
-type ScriptHost = Record<'cgCreate' | 'cgWrite' | 'cgDelete' | 'cgPrune', (...args: Array<string | number>) => Promise<unknown>>;
+type ScriptHost = Record<'cgCreate' | 'cgWrite' | 'cgDelete' | 'cgPrune' | 'cgDeleteOne' | 'cgQuarantine', (...args: Array<string | number>) => Promise<unknown>>;
 type Decoded = { ok: true; job: JobRecord } | { ok: false; corrupt: CorruptJob };
 
 const NON_TERMINAL: JobStatus[] = ['queued', 'running', 'recovering'];
@@ -140,6 +155,8 @@ export class RedisStore implements JobStore {
         cgWrite: { lua: WRITE_LUA, numberOfKeys: 6 },
         cgDelete: { lua: DELETE_LUA, numberOfKeys: 0 },
         cgPrune: { lua: PRUNE_LUA, numberOfKeys: 0 },
+        cgDeleteOne: { lua: DELETE_ONE_LUA, numberOfKeys: 0 },
+        cgQuarantine: { lua: QUARANTINE_LUA, numberOfKeys: 0 },
       },
     });
     // ioredis emits 'error' on every failed reconnect; without a listener it only logs, but the
@@ -173,8 +190,9 @@ export class RedisStore implements JobStore {
       const checked = checkJob(input);
       const job = checked.ok ? stampEnd(input, this.#o.clock.now()) : input;
       if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `createJob: invalid job ${String(job?.id)}: ${checked.error}`, { backend: 'redis', operation: 'createJob', jobId: job?.id });
+      assertExtraNames('redis', 'createJob', job.id, job);
       const token = randomUUID();
-      const doc = JSON.stringify(job);
+      const doc = JSON.stringify(encodeDoc(job));
       const idem = job.idempotencyKey ?? '';
       const terminal = isTerminal(job.status);
       const reply = await this.#scripts(redis).cgCreate(
@@ -192,6 +210,7 @@ export class RedisStore implements JobStore {
         idem,
         this.#ttlArg(),
         this.#p,
+        contributionText(job),
       );
       const [outcome, id, storedDoc, storedToken] = asStrings(reply, 4);
       if (outcome === 'duplicate') throw new StoreError('STORE_DUPLICATE_JOB', `createJob: a job with id ${job.id} already exists`, { backend: 'redis', operation: 'createJob', jobId: job.id });
@@ -207,7 +226,10 @@ export class RedisStore implements JobStore {
       const [doc = null, status = null] = await redis.hmget(this.#jobKey(id), 'doc', 'status');
       if (doc === null && status === null) return null;
       const d = decodeDoc(id, doc);
-      if (!d.ok) throw corruptError('getJob', d.corrupt);
+      if (!d.ok) {
+        await this.#quarantine(redis, d.corrupt);
+        throw corruptError('getJob', d.corrupt);
+      }
       return d.job;
     });
   }
@@ -253,7 +275,10 @@ export class RedisStore implements JobStore {
       for (const d of await this.#fetch(redis, ids)) {
         if (d.ok) {
           if (!isTerminal(d.job.status)) jobs.push(d.job);
-        } else corrupt.push(d.corrupt);
+        } else {
+          await this.#quarantine(redis, d.corrupt);
+          corrupt.push(d.corrupt);
+        }
       }
       return { jobs, corrupt };
     });
@@ -281,6 +306,7 @@ export class RedisStore implements JobStore {
           if (d?.ok) found.push({ ...c, job: d.job });
           else if (d && d.corrupt.error === MISSING) gone.push(c.id);
           else if (d) corrupt.push(d.corrupt);
+          if (d && !d.ok) void this.#quarantine(redis, d.corrupt).catch(() => undefined);
         });
         after = candidates[candidates.length - 1] ?? after;
         if (candidates.length < need) break;
@@ -303,23 +329,126 @@ export class RedisStore implements JobStore {
     });
   }
 
-  /**
-   * Aggregates over every job. Redis cannot aggregate JSON server-side, so the documents are read
-   * in pipelined batches; this is O(jobs) in transfer, which the TTL keeps bounded.
-   */
+  /** Aggregates from the `stats` counters hash (after taking expired jobs out of it). */
   async stats(): Promise<StoreStats> {
-    return this.#run('stats', undefined, async (redis) => {
-      const ids = asStrings(await redis.call('ZRANGE', this.#k('created'), 0, -1), 0);
-      const stats = emptyStats();
-      const gone: string[] = [];
-      const decoded = await this.#fetch(redis, ids);
-      decoded.forEach((d, i) => {
-        if (d.ok) addToStats(stats, d.job);
-        else if (d.corrupt.error === MISSING) gone.push(ids[i] ?? '');
-      });
-      if (gone.length) await this.#scripts(redis).cgPrune(this.#p, ...gone);
-      return stats;
+    return this.#run('stats', undefined, async (redis) => statsFromCounters(await this.#counters(redis)));
+  }
+
+  /** Totals by status from the counters. */
+  async countByStatus(): Promise<StatusCounts> {
+    return this.#run('countByStatus', undefined, async (redis) => countsFromCounters(await this.#counters(redis)));
+  }
+
+  /** One page of unfinished jobs from the status sets (oldest first within each). */
+  async listUnfinished(opts: { cursor?: string | null; limit?: number } = {}): Promise<UnfinishedPage> {
+    return this.#run('listUnfinished', undefined, async (redis) => {
+      const limit = unfinishedLimit(opts.limit);
+      let pos = decodeUnfinishedCursor(opts.cursor, 'redis');
+      let status = pos?.status ?? 0;
+      const ids: Array<{ status: number; createdAt: number; id: string }> = [];
+      while (ids.length < limit && status < UNFINISHED_ORDER.length) {
+        const key = this.#statusKey(UNFINISHED_ORDER[status] ?? 'queued');
+        const need = limit - ids.length;
+        const min = pos && pos.status === status ? String(pos.createdAt) : '-inf';
+        for (let offset = 0; ids.length < limit; ) {
+          const batch = need + 16;
+          const flat = asStrings(await redis.call('ZRANGE', key, min, '+inf', 'BYSCORE', 'LIMIT', offset, batch, 'WITHSCORES'), 0);
+          for (let i = 0; i + 1 < flat.length && ids.length < limit; i += 2) {
+            const e = { status, id: flat[i] ?? '', createdAt: Number(flat[i + 1]) };
+            // Entries sharing the cursor's timestamp sort by id; skip the ones already returned.
+            if (pos && pos.status === status && (e.createdAt < pos.createdAt || (e.createdAt === pos.createdAt && e.id <= pos.id))) continue;
+            ids.push(e);
+          }
+          if (flat.length < batch * 2) break;
+          offset += batch;
+        }
+        if (ids.length < limit) {
+          status += 1;
+          pos = null;
+        }
+      }
+      const jobs: JobRecord[] = [];
+      const corrupt: CorruptJob[] = [];
+      for (const d of await this.#fetch(redis, ids.map((e) => e.id))) {
+        if (d.ok) {
+          if (!isTerminal(d.job.status)) jobs.push(d.job);
+        } else {
+          await this.#quarantine(redis, d.corrupt);
+          corrupt.push(d.corrupt);
+        }
+      }
+      const last = ids[ids.length - 1];
+      return { jobs, corrupt, nextCursor: ids.length === limit && last ? encodeUnfinishedCursor(last) : null };
     });
+  }
+
+  /** Quarantined jobs, found unreadable by an earlier read. */
+  async listCorrupt(): Promise<CorruptJob[]> {
+    return this.#run('listCorrupt', undefined, async (redis) => {
+      const flat = asStrings(await redis.hgetall(this.#k('corrupt')).then((o) => Object.entries(o)), 0);
+      const out: CorruptJob[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i] ?? '', error: flat[i + 1] ?? '' });
+      return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    });
+  }
+
+  /** Deletes one job by id, readable or not, with its index entries and counters. */
+  async deleteJob(id: string): Promise<boolean> {
+    return this.#run('deleteJob', id, async (redis) => Number(await this.#scripts(redis).cgDeleteOne(this.#p, id)) === 1);
+  }
+
+  /** Records a block; the hash expires with its longest block. */
+  async blockServer(block: ServerBlock): Promise<void> {
+    assertBlock('redis', block);
+    await this.#run('blockServer', undefined, async (redis) => {
+      const key = this.#k(`blocks:${block.workflowHash}`);
+      await redis.hset(key, block.server, JSON.stringify({ code: block.code, reason: block.reason, until: block.until }));
+      const ttl = Math.ceil(block.until - this.#o.clock.now());
+      // Keep the hash while any block in it lasts; never shorten a longer expiry.
+      if (ttl > 0 && ttl > (await redis.pttl(key))) await redis.pexpire(key, ttl);
+    });
+  }
+
+  /** Blocks in force at `now`; removes the expired ones. */
+  async blockedServers(workflowHash: string, now: number): Promise<Array<Omit<ServerBlock, 'workflowHash'>>> {
+    return this.#run('blockedServers', undefined, async (redis) => {
+      const key = this.#k(`blocks:${workflowHash}`);
+      const all = await redis.hgetall(key);
+      const live: Array<Omit<ServerBlock, 'workflowHash'>> = [];
+      const expired: string[] = [];
+      for (const [server, text] of Object.entries(all)) {
+        const parsed = parseJson(text, 'block');
+        const b = parsed.ok ? (parsed.value as { code?: unknown; reason?: unknown; until?: unknown }) : null;
+        if (!b || typeof b.until !== 'number' || b.until <= now) expired.push(server);
+        else live.push({ server, code: String(b.code), reason: String(b.reason), until: b.until });
+      }
+      if (expired.length) await redis.hdel(key, ...expired);
+      return live.sort((a, b) => (a.server < b.server ? -1 : a.server > b.server ? 1 : 0));
+    });
+  }
+
+  /** A meta value, or null. */
+  async getMeta(key: string): Promise<unknown> {
+    return this.#run('getMeta', undefined, async (redis) => {
+      const text = await redis.hget(this.#k('meta'), key);
+      return text === null ? null : (JSON.parse(text) as unknown);
+    });
+  }
+
+  /** Sets a meta value. */
+  async setMeta(key: string, value: unknown): Promise<void> {
+    const text = metaText('redis', key, value);
+    await this.#run('setMeta', undefined, (redis) => redis.hset(this.#k('meta'), key, text));
+  }
+
+  /** Meta entries under a prefix, by key (the meta hash is small: identity and learned data). */
+  async listMeta(prefix: string): Promise<Array<{ key: string; value: unknown }>> {
+    return this.#run('listMeta', undefined, async (redis) =>
+      Object.entries(await redis.hgetall(this.#k('meta')))
+        .filter(([k]) => k.startsWith(prefix))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([key, text]) => ({ key, value: JSON.parse(text) as unknown })),
+    );
   }
 
   /** Deletes terminal jobs that ended before `cutoff` and prunes index entries of expired ones. */
@@ -421,7 +550,10 @@ export class RedisStore implements JobStore {
           throw new StoreError('STORE_JOB_NOT_FOUND', `${operation}: no job with id ${id}`, { backend: 'redis', operation, jobId: id });
         }
         const d = decodeDoc(id, doc);
-        if (!d.ok) throw corruptError(operation, d.corrupt);
+        if (!d.ok) {
+          await this.#quarantine(redis, d.corrupt);
+          throw corruptError(operation, d.corrupt);
+        }
         if (version === null) throw corruptError(operation, { id, error: 'the job hash has no version field (half-written)' });
         const next = change(d.job, this.#o.clock.now());
         if (!next) return null;
@@ -435,7 +567,7 @@ export class RedisStore implements JobStore {
           this.#k('ended'),
           idem ? this.#k(`idem:${idem}`) : key,
           version,
-          JSON.stringify(next),
+          JSON.stringify(encodeDoc(next)),
           next.status,
           id,
           next.createdAt,
@@ -443,6 +575,8 @@ export class RedisStore implements JobStore {
           token,
           this.#ttlArg(),
           idem ? '1' : '0',
+          this.#p,
+          contributionText(next),
         );
         if (reply === 'ok') return next;
         if (reply === 'missing') {
@@ -452,6 +586,20 @@ export class RedisStore implements JobStore {
       }
       throw new StoreError('STORE_ERROR', `${operation}: job ${id} kept changing under ${MAX_CAS_ROUNDS} concurrent writers`, { backend: 'redis', operation, jobId: id });
     });
+  }
+
+  /** Counter values, after taking jobs whose TTL fired out of them (a bounded batch per call). */
+  async #counters(redis: Redis): Promise<Array<[string, number]>> {
+    const time = asStrings(await redis.call('TIME'), 2);
+    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    const due = asStrings(await redis.call('ZRANGE', this.#k('expires'), '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000), 0);
+    if (due.length) await this.#scripts(redis).cgPrune(this.#p, ...due);
+    return Object.entries(await redis.hgetall(this.#k('stats'))).map(([k, v]) => [k, Number(v)]);
+  }
+
+  async #quarantine(redis: Redis, c: CorruptJob): Promise<void> {
+    if (c.error === MISSING) return;
+    await this.#scripts(redis).cgQuarantine(this.#p, c.id, c.error || 'unreadable');
   }
 
   /** Reads and decodes documents in pipelined batches, keeping the order of `ids`. */
@@ -504,7 +652,7 @@ function decodeDoc(id: string, doc: string | null): Decoded {
   if (doc === null) return { ok: false, corrupt: { id, error: 'the job hash has no doc field (half-written)' } };
   const parsed = parseJson(doc, 'doc');
   if (!parsed.ok) return { ok: false, corrupt: { id, error: parsed.error } };
-  const checked = checkJob(parsed.value);
+  const checked = checkJob(decodeStored(parsed.value));
   if (!checked.ok) return { ok: false, corrupt: { id, error: checked.error } };
   if (checked.value.id !== id) return { ok: false, corrupt: { id, error: `the document belongs to job ${checked.value.id}` } };
   return { ok: true, job: checked.value };
@@ -518,3 +666,10 @@ function asStrings(reply: unknown, min: number): string[] {
   return out;
 }
 
+
+/** What a job adds to the counters, as `name\tn\n` lines for the Lua scripts. */
+function contributionText(job: JobRecord): string {
+  let out = '';
+  for (const [k, n] of statContribution(job)) out += `${k.replace(/[\t\n]/g, ' ')}\t${n}\n`;
+  return out;
+}

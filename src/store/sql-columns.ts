@@ -6,6 +6,7 @@
 import type { JobRecord } from '../jobs/types.js';
 import { checkJob, parseJson } from './codec.js';
 import type { CorruptJob } from './contract.js';
+import { decodeAttempts, encodeAttempts } from './workflow-diff.js';
 
 export interface ColumnSpec {
   field: keyof JobRecord;
@@ -39,6 +40,22 @@ export const JOB_COLUMNS: readonly ColumnSpec[] = [
 
 const byField = new Map(JOB_COLUMNS.map((c) => [c.field, c]));
 
+/**
+ * Record fields without a column of their own (added to JobRecord after the schema) live in the
+ * `extra` JSON column; their names must be plain identifiers so SQL JSON paths can address them.
+ */
+export const EXTRA_FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** Fields of `record` that have no column, or null when there are none. */
+export function extraFields(record: object): Record<string, unknown> | null {
+  let out: Record<string, unknown> | null = null;
+  for (const [k, v] of Object.entries(record)) {
+    if (v === undefined || byField.has(k as keyof JobRecord)) continue;
+    (out ??= {})[k] = v;
+  }
+  return out;
+}
+
 /** Columns derived from `error`, kept in sync on every write that sets it. */
 export function errorColumns(error: JobRecord['error'] | undefined): { error_code: string | null; error_message: string | null } {
   return { error_code: error?.code ?? null, error_message: error?.message ?? null };
@@ -52,19 +69,24 @@ export function columnValue(field: keyof JobRecord, value: unknown): unknown {
   return value === null ? null : JSON.stringify(value);
 }
 
-/** Every column of a new row, derived columns included. */
+/** Every column of a new row, derived columns and `extra` included; attempts in storage form. */
 export function rowValues(job: JobRecord): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const c of JOB_COLUMNS) out[c.column] = columnValue(c.field, job[c.field]);
-  return { ...out, ...errorColumns(job.error) };
+  for (const c of JOB_COLUMNS) out[c.column] = columnValue(c.field, c.field === 'attempts' ? encodeAttempts(job.attempts, job.workflow) : job[c.field]);
+  const extra = extraFields(job);
+  return { ...out, ...errorColumns(job.error), extra: extra === null ? null : JSON.stringify(extra) };
 }
 
-/** (column, value) pairs for the defined fields of a patch, derived columns included. */
+/**
+ * (column, value) pairs for the defined fields of a patch, derived columns included. `attempts`
+ * and `workflow` are left out: the stores write them with SQL that keeps attempts in storage
+ * form against the row's workflow. Fields without a column are left out too (see `extraFields`).
+ */
 export function patchColumns(patch: Partial<JobRecord>): Array<[string, unknown]> {
   const out: Array<[string, unknown]> = [];
   for (const [field, value] of Object.entries(patch) as Array<[keyof JobRecord, unknown]>) {
     const spec = byField.get(field);
-    if (!spec || value === undefined || field === 'id' || field === 'status') continue;
+    if (!spec || value === undefined || field === 'id' || field === 'status' || field === 'attempts' || field === 'workflow') continue;
     out.push([spec.column, columnValue(field, value)]);
   }
   if (patch.error !== undefined) for (const [k, v] of Object.entries(errorColumns(patch.error))) out.push([k, v]);
@@ -94,6 +116,12 @@ export function decodeRow(row: Record<string, unknown>, jsonAsText: boolean): De
       v = Number(v);
     }
     job[c.field] = v;
+  }
+  job.attempts = decodeAttempts(job.attempts, job.workflow);
+  const extra = row.extra === undefined || row.extra === null ? null : jsonAsText ? parseJson(row.extra, 'extra') : { ok: true as const, value: row.extra };
+  if (extra && !extra.ok) return { ok: false, corrupt: { id, error: extra.error } };
+  if (extra && typeof extra.value === 'object' && extra.value !== null) {
+    for (const [k, v] of Object.entries(extra.value)) if (!(k in job)) job[k] = v;
   }
   const checked = checkJob(job);
   return checked.ok ? { ok: true, job: checked.value } : { ok: false, corrupt: { id, error: checked.error } };

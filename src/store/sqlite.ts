@@ -10,21 +10,26 @@ import Database from 'better-sqlite3';
 import { isTerminal, TERMINAL_STATUSES, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { checkJob } from './codec.js';
-import type { CorruptJob, JobPage, JobQuery, JobStore, StoreStats } from './contract.js';
+import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedPage } from './contract.js';
+import { countsFromCounters, statsFromCounters } from './counters.js';
 import { describeCause, StoreError } from './errors.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
-import { addRecovery, emptyStats, ERROR_STATUSES, normalizeQuery, toPage } from './query.js';
+import { decodeUnfinishedCursor, encodeUnfinishedCursor, normalizeQuery, toPage, UNFINISHED_ORDER, unfinishedLimit } from './query.js';
 import {
   applyAttempt,
   applyRecoveryStep,
   assertAttempt,
+  assertBlock,
+  assertExtraNames,
   assertProgress,
   assertRecoveryStep,
   cleanPatch,
+  metaText,
   stampEnd,
   statusList,
 } from './record-ops.js';
-import { columnValue, decodeRow, JOB_COLUMNS, patchColumns, rowValues, splitDecoded } from './sql-columns.js';
+import { columnValue, decodeRow, extraFields, JOB_COLUMNS, patchColumns, rowValues, splitDecoded, type DecodedRow } from './sql-columns.js';
+import { decodeAttempts, encodeAttempts } from './workflow-diff.js';
 
 export interface SqliteStoreOptions {
   /** File path, or `:memory:`. */
@@ -33,7 +38,9 @@ export interface SqliteStoreOptions {
   clock?: Clock;
   /**
    * FULL fsyncs the WAL on every commit, so a transition survives power loss once its call returns.
-   * NORMAL is faster but can lose the last commits on power loss (never on a process crash).
+   * NORMAL fsyncs only at checkpoints: several times faster per write, never corrupts the file and
+   * loses nothing when the process crashes, but a power loss or kernel panic can roll back the
+   * last commits (jobs whose submit was acknowledged, or transitions that were reported).
    * @default 'FULL'
    */
   synchronous?: 'FULL' | 'NORMAL';
@@ -45,7 +52,8 @@ type Row = Record<string, unknown>;
 
 const NON_TERMINAL_SQL = `('queued','running','recovering')`;
 const TERMINAL_SQL = `(${[...TERMINAL_STATUSES].map((s) => `'${s}'`).join(',')})`;
-const INSERT_COLUMNS = [...JOB_COLUMNS.map((c) => c.column), 'error_code', 'error_message'];
+const INSERT_COLUMNS = [...JOB_COLUMNS.map((c) => c.column), 'error_code', 'error_message', 'extra'];
+const UNFINISHED_PAGE_SQL = `SELECT * FROM jobs WHERE status = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`;
 
 /** SQLite-backed JobStore. */
 export class SqliteStore implements JobStore {
@@ -82,6 +90,12 @@ export class SqliteStore implements JobStore {
       db = new Database(path, { timeout: this.#opts.busyTimeoutMs });
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.#opts.synchronous}`);
+      // Re-encodes an attempts array against a (possibly new) workflow: used by SET clauses that
+      // write attempts or the workflow without reading the row into JS first.
+      db.function('cg_attempts', { deterministic: true }, (attempts: unknown, oldBase: unknown, newBase: unknown) => {
+        const parse = (x: unknown): unknown => (typeof x === 'string' ? JSON.parse(x) : null);
+        return JSON.stringify(encodeAttempts(decodeAttempts(parse(attempts), parse(oldBase)), parse(newBase)));
+      });
       this.#migrate(db);
     } catch (e) {
       db?.close();
@@ -115,6 +129,7 @@ export class SqliteStore implements JobStore {
       const checked = checkJob(input);
       const job = checked.ok ? stampEnd(input, this.#opts.clock.now()) : input;
       if (!checked.ok) throw new StoreError('STORE_INVALID_JOB', `createJob: invalid job ${String(job?.id)}: ${checked.error}`, { backend: 'sqlite', operation: 'createJob', jobId: job?.id });
+      assertExtraNames('sqlite', 'createJob', job.id, job);
       const tx = db.transaction(() => {
         if (job.idempotencyKey) {
           const existing = this.#stmt(db, 'SELECT * FROM jobs WHERE idempotency_key = ?').get(job.idempotencyKey) as Row | undefined;
@@ -181,8 +196,41 @@ export class SqliteStore implements JobStore {
   async listNonTerminal(): Promise<{ jobs: JobRecord[]; corrupt: CorruptJob[] }> {
     return this.#run('listNonTerminal', undefined, (db) => {
       const rows = this.#stmt(db, `SELECT * FROM jobs WHERE status IN ${NON_TERMINAL_SQL} ORDER BY created_at, id`).all() as Row[];
-      return splitDecoded(rows.map((r) => decodeRow(r, true)));
+      return splitDecoded(this.#decodeAll(db, rows));
     });
+  }
+
+  /** One page of unfinished jobs: an index range scan per status, so each page costs the same. */
+  async listUnfinished(opts: { cursor?: string | null; limit?: number } = {}): Promise<UnfinishedPage> {
+    return this.#run('listUnfinished', undefined, (db) => {
+      const limit = unfinishedLimit(opts.limit);
+      let pos = decodeUnfinishedCursor(opts.cursor, 'sqlite') ?? { status: 0, createdAt: -Infinity, id: '' };
+      const rows: Row[] = [];
+      let last: { status: number; createdAt: number; id: string } | null = null;
+      while (rows.length < limit && pos.status < UNFINISHED_ORDER.length) {
+        const after = Number.isFinite(pos.createdAt) ? pos.createdAt : Number.MIN_SAFE_INTEGER;
+        const got = this.#stmt(db, UNFINISHED_PAGE_SQL).all(UNFINISHED_ORDER[pos.status], after, pos.id, limit - rows.length) as Row[];
+        rows.push(...got);
+        const tail = got[got.length - 1];
+        if (tail) last = { status: pos.status, createdAt: Number(tail.created_at), id: String(tail.id) };
+        if (rows.length < limit) pos = { status: pos.status + 1, createdAt: -Infinity, id: '' };
+      }
+      const { jobs, corrupt } = splitDecoded(this.#decodeAll(db, rows));
+      const more = rows.length === limit && last !== null;
+      return { jobs, corrupt, nextCursor: more && last ? encodeUnfinishedCursor(last) : null };
+    });
+  }
+
+  /** Quarantined rows, found unreadable by an earlier read. */
+  async listCorrupt(): Promise<CorruptJob[]> {
+    return this.#run('listCorrupt', undefined, (db) =>
+      (this.#stmt(db, 'SELECT id, unreadable FROM jobs WHERE unreadable IS NOT NULL ORDER BY id').all() as Array<{ id: string; unreadable: string }>).map((r) => ({ id: r.id, error: r.unreadable })),
+    );
+  }
+
+  /** Deletes one job by id, readable or not. */
+  async deleteJob(id: string): Promise<boolean> {
+    return this.#run('deleteJob', id, (db) => this.#stmt(db, 'DELETE FROM jobs WHERE id = ?').run(id).changes > 0);
   }
 
   /** Newest first with keyset pagination on (created_at, id). */
@@ -213,7 +261,7 @@ export class SqliteStore implements JobStore {
         rows.map((r) => ({ createdAt: Number(r.created_at), id: String(r.id), row: r })),
         nq.limit,
       );
-      const { jobs, corrupt } = splitDecoded(page.items.map((p) => decodeRow(p.row, true)));
+      const { jobs, corrupt } = splitDecoded(this.#decodeAll(db, page.items.map((p) => p.row)));
       return { jobs, nextCursor: page.nextCursor, ...(corrupt.length ? { corrupt } : {}) };
     });
   }
@@ -226,43 +274,60 @@ export class SqliteStore implements JobStore {
     });
   }
 
-  /** Aggregates computed by SQLite; JSON that does not parse is left out, not fatal. */
+  /** Aggregates from the counters the triggers keep (a few dozen rows, whatever the number of jobs). */
   async stats(): Promise<StoreStats> {
-    return this.#run('stats', undefined, (db) => {
-      const stats = emptyStats();
-      for (const r of this.#stmt(db, 'SELECT status, count(*) AS n FROM jobs GROUP BY status').all() as Array<{ status: JobStatus; n: number }>) {
-        stats.byStatus[r.status] = r.n;
-        stats.total += r.n;
-      }
-      const errorSql = `SELECT error_code, count(*) AS n FROM jobs WHERE status IN (${ERROR_STATUSES.map((s) => `'${s}'`).join(',')}) AND error_code IS NOT NULL GROUP BY error_code`;
-      for (const r of this.#stmt(db, errorSql).all() as Array<{ error_code: string; n: number }>) stats.errorsByCode[r.error_code] = r.n;
-      const stepsSql = `
-        SELECT json_extract(e.value, '$.strategy') AS strategy, json_extract(e.value, '$.success') AS success, count(*) AS n
-        FROM jobs, json_each(${jsonArrayOrEmpty('recovery_history')}) AS e
-        WHERE json_extract(e.value, '$.strategy') IS NOT NULL
-        GROUP BY 1, 2`;
-      for (const r of this.#stmt(db, stepsSql).all() as Array<{ strategy: string; success: number | null; n: number }>) {
-        addRecovery(stats, r.strategy, r.success === null ? null : r.success === 1, r.n);
-      }
-      const totals = this.#stmt(db, `SELECT coalesce(sum(json_array_length(${jsonArrayOrEmpty('attempts')})), 0) AS attempts, coalesce(sum(retry_count), 0) AS retries FROM jobs`).get() as {
-        attempts: number;
-        retries: number;
-      };
-      stats.totalAttempts = totals.attempts;
-      stats.totalRetries = totals.retries;
-      const attemptErrorsSql = `
-        SELECT json_extract(e.value, '$.code') AS code, count(*) AS n
-        FROM jobs, json_each(${jsonArrayOrEmpty('attempts')}) AS e
-        WHERE json_extract(e.value, '$.code') IS NOT NULL
-        GROUP BY 1`;
-      for (const r of this.#stmt(db, attemptErrorsSql).all() as Array<{ code: string; n: number }>) stats.attemptErrorsByCode[r.code] = r.n;
-      const retried = this.#stmt(
+    return this.#run('stats', undefined, (db) => statsFromCounters(this.#counters(db, 'SELECT k, n FROM job_counters')));
+  }
+
+  /** Totals by status from the counters. */
+  async countByStatus(): Promise<StatusCounts> {
+    return this.#run('countByStatus', undefined, (db) => countsFromCounters(this.#counters(db, "SELECT k, n FROM job_counters WHERE k >= 's:' AND k < 's;'")));
+  }
+
+  /** Upserts a (server, workflow hash) block. */
+  async blockServer(block: ServerBlock): Promise<void> {
+    assertBlock('sqlite', block);
+    await this.#run('blockServer', undefined, (db) =>
+      this.#stmt(
         db,
-        `SELECT count(*) AS terminal, coalesce(sum(CASE WHEN status = 'completed' THEN 1 ELSE 0 END), 0) AS completed FROM jobs WHERE retry_count > 0 AND status IN ${TERMINAL_SQL}`,
-      ).get() as { terminal: number; completed: number };
-      stats.retriedJobs = { terminal: retried.terminal, completed: retried.completed };
-      return stats;
+        `INSERT INTO server_blocks (workflow_hash, server, code, reason, until) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (workflow_hash, server) DO UPDATE SET code = excluded.code, reason = excluded.reason, until = excluded.until`,
+      ).run(block.workflowHash, block.server, block.code, block.reason, block.until),
+    );
+  }
+
+  /** Blocks in force for a workflow hash; removes the expired ones. */
+  async blockedServers(workflowHash: string, now: number): Promise<Array<Omit<ServerBlock, 'workflowHash'>>> {
+    return this.#run('blockedServers', undefined, (db) => {
+      const rows = this.#stmt(db, 'SELECT server, code, reason, until FROM server_blocks WHERE workflow_hash = ? ORDER BY server').all(workflowHash) as Array<Omit<ServerBlock, 'workflowHash'>>;
+      const live = rows.filter((r) => r.until > now);
+      if (live.length < rows.length) this.#stmt(db, 'DELETE FROM server_blocks WHERE workflow_hash = ? AND until <= ?').run(workflowHash, now);
+      return live;
     });
+  }
+
+  /** A meta value, or null. */
+  async getMeta(key: string): Promise<unknown> {
+    return this.#run('getMeta', undefined, (db) => {
+      const row = this.#stmt(db, 'SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+      return row ? (JSON.parse(row.value) as unknown) : null;
+    });
+  }
+
+  /** Sets a meta value. */
+  async setMeta(key: string, value: unknown): Promise<void> {
+    const text = metaText('sqlite', key, value);
+    await this.#run('setMeta', undefined, (db) => this.#stmt(db, 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, text));
+  }
+
+  /** Meta entries under a prefix, by key. */
+  async listMeta(prefix: string): Promise<Array<{ key: string; value: unknown }>> {
+    return this.#run('listMeta', undefined, (db) =>
+      (this.#stmt(db, 'SELECT key, value FROM meta WHERE substr(key, 1, length(?)) = ? ORDER BY key').all(prefix, prefix) as Array<{ key: string; value: string }>).map((r) => ({
+        key: r.key,
+        value: JSON.parse(r.value) as unknown,
+      })),
+    );
   }
 
   /** Deletes terminal jobs that ended before `cutoff`. */
@@ -320,9 +385,29 @@ export class SqliteStore implements JobStore {
     return this.#stmt(db, 'SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
   }
 
+  /** Decodes rows; the unreadable ones are quarantined (left out of the counters, listed by listCorrupt). */
+  #decodeAll(db: Database.Database, rows: Row[]): DecodedRow[] {
+    return rows.map((r) => {
+      const d = decodeRow(r, true);
+      if (!d.ok) this.#quarantine(db, d.corrupt, r);
+      return d;
+    });
+  }
+
+  #quarantine(db: Database.Database, c: CorruptJob, row: Row): void {
+    if (row.unreadable !== null && row.unreadable !== undefined) return;
+    this.#stmt(db, 'UPDATE jobs SET unreadable = ? WHERE id = ? AND unreadable IS NULL').run(c.error || 'unreadable', c.id);
+  }
+
+  #counters(db: Database.Database, sql: string): Array<[string, number]> {
+    return (this.#stmt(db, sql).all() as Array<{ k: string; n: number }>).map((r) => [r.k, r.n]);
+  }
+
   #decodeOrThrow(row: Row, operation: string): JobRecord {
     const d = decodeRow(row, true);
     if (d.ok) return d.job;
+    const db = this.#db;
+    if (db) this.#quarantine(db, d.corrupt, row);
     throw new StoreError('STORE_CORRUPT_ROW', `${operation}: job ${d.corrupt.id} cannot be read: ${d.corrupt.error}`, { backend: 'sqlite', operation, jobId: d.corrupt.id });
   }
 
@@ -337,6 +422,24 @@ export class SqliteStore implements JobStore {
       if (column === 'updated_at' || column === 'ended_at') continue;
       sets.push(`${column} = ?`);
       params.push(value);
+    }
+    if (patch.attempts !== undefined || patch.workflow !== undefined) {
+      // Attempts stay in storage form against whichever workflow the row ends up with.
+      const attempts = patch.attempts !== undefined ? '?' : 'attempts';
+      const base = patch.workflow !== undefined ? '?' : 'workflow';
+      sets.push(`attempts = cg_attempts(${attempts}, workflow, ${base})`);
+      if (patch.attempts !== undefined) params.push(JSON.stringify(patch.attempts));
+      if (patch.workflow !== undefined) params.push(JSON.stringify(patch.workflow));
+      if (patch.workflow !== undefined) {
+        sets.push('workflow = ?');
+        params.push(JSON.stringify(patch.workflow));
+      }
+    }
+    const extra = extraFields(patch);
+    if (extra) {
+      const names = Object.keys(extra);
+      sets.push(`extra = json_set(coalesce(extra, '{}'), ${names.map((n) => `'$.${n}', json(?)`).join(', ')})`);
+      params.push(...names.map((n) => JSON.stringify(extra[n])));
     }
     sets.push('updated_at = ?');
     params.push(patch.updatedAt ?? now);
@@ -372,14 +475,11 @@ export class SqliteStore implements JobStore {
         const next = change(this.#decodeOrThrow(row, operation), this.#opts.clock.now());
         const cols = [...fields, 'updatedAt' as const];
         const sql = `UPDATE jobs SET ${cols.map((f) => `${JOB_COLUMNS.find((c) => c.field === f)?.column ?? f} = ?`).join(', ')} WHERE id = ?`;
-        this.#stmt(db, sql).run(...cols.map((f) => columnValue(f, next[f])), id);
+        this.#stmt(db, sql).run(...cols.map((f) => columnValue(f, f === 'attempts' ? encodeAttempts(next.attempts, next.workflow) : next[f])), id);
       });
       tx.immediate();
     });
   }
 }
 
-/** Wraps a column so json_each/json_array_length never see malformed or non-array JSON. */
-function jsonArrayOrEmpty(column: string): string {
-  return `CASE WHEN json_valid(${column}) THEN CASE WHEN json_type(${column}) = 'array' THEN ${column} ELSE '[]' END ELSE '[]' END`;
-}
+

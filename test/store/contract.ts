@@ -215,7 +215,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         const job = makeJob();
         await store.createJob(job);
         await expectStoreError(store.transition(job.id, 'queued', 'running', { progress: 'half' } as unknown as Partial<JobRecord>), 'STORE_INVALID_JOB', job.id);
-        await expectStoreError(store.transition(job.id, 'queued', 'running', { bogusField: 1 } as unknown as Partial<JobRecord>), 'STORE_INVALID_JOB', job.id);
+        await expectStoreError(store.transition(job.id, 'queued', 'running', { 'not a name': 1 } as unknown as Partial<JobRecord>), 'STORE_INVALID_JOB', job.id);
         expect(await store.getJob(job.id)).toEqual(job);
       });
 
@@ -483,6 +483,155 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    describe('fields the store does not know', () => {
+      it('carries unknown record fields through create, patches and transitions, nulls included', async () => {
+        const job = { ...makeJob(), cancelRequested: { at: 5, by: 'api' }, plan: null } as unknown as JobRecord;
+        await store.createJob(job);
+        expect(await store.getJob(job.id)).toEqual(job);
+        await store.patchJob(job.id, { manualRetry: { requestedAt: 9 } } as unknown as Partial<JobRecord>);
+        const moved = await store.transition(job.id, 'queued', 'running', { plan: { strategy: 'retry' }, cancelRequested: null } as unknown as Partial<JobRecord>);
+        expect(moved).toMatchObject({ status: 'running', manualRetry: { requestedAt: 9 }, plan: { strategy: 'retry' }, cancelRequested: null });
+        await store.recordAttempt(job.id, makeAttempt(1));
+        expect(await store.getJob(job.id)).toMatchObject({ manualRetry: { requestedAt: 9 }, plan: { strategy: 'retry' }, cancelRequested: null });
+        expect((await store.listNonTerminal()).jobs[0]).toMatchObject({ manualRetry: { requestedAt: 9 } });
+      });
+    });
+
+    describe('attempts stored as changes to the workflow', () => {
+      it('gives back each attempt\'s whole workflow: changed, added and removed nodes, via every write path', async () => {
+        const job = makeJob();
+        await store.createJob(job);
+        const changed = structuredClone(job.workflow);
+        (changed['5'] as { inputs: Record<string, unknown> }).inputs.batch_size = 2;
+        delete changed['7'];
+        changed['42'] = { class_type: 'VAEDecodeTiled', inputs: { tile_size: 512 } };
+        const a1 = makeAttempt(1, { workflow: structuredClone(job.workflow) });
+        const a2 = makeAttempt(2, { workflow: changed });
+        await store.recordAttempt(job.id, a1);
+        await store.recordAttempt(job.id, a2);
+        expect((await store.getJob(job.id))?.attempts).toEqual([a1, a2]);
+        const a3 = makeAttempt(3, { workflow: { '1': { class_type: 'Other', inputs: {} } } });
+        await store.transition(job.id, 'queued', 'running', { attempts: [a1, a2, a3] });
+        expect((await store.getJob(job.id))?.attempts).toEqual([a1, a2, a3]);
+        // A new job workflow must not change what earlier attempts ran.
+        const replaced = { '1': { class_type: 'Replacement', inputs: { x: 1 } } };
+        await store.patchJob(job.id, { workflow: replaced });
+        const got = await store.getJob(job.id);
+        expect(got?.workflow).toEqual(replaced);
+        expect(got?.attempts).toEqual([a1, a2, a3]);
+        const created = makeJob({ attempts: [a1, a2] });
+        await store.createJob(created);
+        expect((await store.getJob(created.id))?.attempts).toEqual([a1, a2]);
+      });
+    });
+
+    describe('counters', () => {
+      it('follow creates, transitions, attempts, recovery steps and deletions', async () => {
+        const err = { code: 'COMFYUI_OOM', category: 'recoverable', message: 'm', hint: 'h', retryable: true };
+        const a = makeJob();
+        const b = makeJob();
+        await store.createJob(a);
+        await store.createJob(b);
+        expect(await store.countByStatus()).toEqual({ total: 2, byStatus: { queued: 2, running: 0, recovering: 0, completed: 0, failed: 0, timed_out: 0, cancelled: 0 } });
+        await store.transition(a.id, 'queued', 'running');
+        await store.recordAttempt(a.id, makeAttempt(1, { status: 'failed', code: 'COMFYUI_OOM' }));
+        await store.appendRecoveryStep(a.id, makeStep({ strategy: 'free_memory' }));
+        await store.appendRecoveryStep(a.id, makeStep({ strategy: 'free_memory', success: false }), { replaceLast: true });
+        await store.patchJob(a.id, { retryCount: 1 });
+        await store.transition(a.id, 'running', 'failed', { error: err });
+        let s = await store.stats();
+        expect(s.byStatus).toMatchObject({ queued: 1, running: 0, failed: 1 });
+        expect(s).toMatchObject({ total: 2, errorsByCode: { COMFYUI_OOM: 1 }, attemptErrorsByCode: { COMFYUI_OOM: 1 }, totalAttempts: 1, totalRetries: 1, retriedJobs: { terminal: 1, completed: 0 } });
+        expect(s.recoveries).toEqual({ free_memory: { succeeded: 0, failed: 1, pending: 0 } });
+        expect(await store.deleteJob(a.id)).toBe(true);
+        expect(await store.deleteJob(a.id)).toBe(false);
+        s = await store.stats();
+        expect(s).toMatchObject({ total: 1, errorsByCode: {}, attemptErrorsByCode: {}, totalAttempts: 0, totalRetries: 0, recoveries: {}, retriedJobs: { terminal: 0, completed: 0 } });
+        expect(await store.getJob(a.id)).toBeNull();
+        await store.transition(b.id, 'queued', 'completed', { endedAt: 10 });
+        expect(await store.deleteTerminalBefore(11)).toBe(1);
+        expect(await store.countByStatus()).toEqual({ total: 0, byStatus: { queued: 0, running: 0, recovering: 0, completed: 0, failed: 0, timed_out: 0, cancelled: 0 } });
+      });
+    });
+
+    describe('listUnfinished', () => {
+      it('pages through running, then recovering, then queued jobs, oldest first, each once', async () => {
+        const base = 1_700_000_000_000;
+        const jobs: JobRecord[] = [];
+        const statuses: JobStatus[] = ['queued', 'running', 'recovering', 'completed', 'failed'];
+        for (let i = 0; i < 20; i++) jobs.push(makeJob({ id: `u-${String(i).padStart(2, '0')}`, status: statuses[i % 5] as JobStatus, createdAt: base + Math.floor(i / 6) * 10 }));
+        for (const j of [...jobs].reverse()) await store.createJob(j);
+        const seen: string[] = [];
+        let cursor: string | null = null;
+        let pages = 0;
+        do {
+          const page = await store.listUnfinished({ cursor, limit: 3 });
+          expect(page.jobs.length).toBeLessThanOrEqual(3);
+          expect(page.corrupt).toEqual([]);
+          seen.push(...page.jobs.map((j) => j.id));
+          cursor = page.nextCursor;
+          pages++;
+        } while (cursor && pages < 20);
+        const order = ['running', 'recovering', 'queued'];
+        const expected = jobs
+          .filter((j) => order.includes(j.status))
+          .sort((x, y) => order.indexOf(x.status) - order.indexOf(y.status) || x.createdAt - y.createdAt || (x.id < y.id ? -1 : 1))
+          .map((j) => j.id);
+        expect(seen).toEqual(expected);
+        await expectStoreError(store.listUnfinished({ cursor: 'garbage!' }), 'STORE_BAD_CURSOR');
+      });
+    });
+
+    describe('server blocks', () => {
+      it('returns the blocks of a workflow hash still in force, replaced by server, and drops expired ones', async () => {
+        await store.blockServer({ server: 'http://a:8188', workflowHash: 'wf1', code: 'COMFYUI_MISSING_NODE', reason: 'no Foo node', until: 2000 });
+        await store.blockServer({ server: 'http://b:8188', workflowHash: 'wf1', code: 'COMFYUI_MODEL_MISSING', reason: 'no model', until: 1000 });
+        await store.blockServer({ server: 'http://a:8188', workflowHash: 'wf2', code: 'X', reason: 'other workflow', until: 5000 });
+        expect(await store.blockedServers('wf1', 500)).toEqual([
+          { server: 'http://a:8188', code: 'COMFYUI_MISSING_NODE', reason: 'no Foo node', until: 2000 },
+          { server: 'http://b:8188', code: 'COMFYUI_MODEL_MISSING', reason: 'no model', until: 1000 },
+        ]);
+        expect(await store.blockedServers('wf1', 1000)).toEqual([{ server: 'http://a:8188', code: 'COMFYUI_MISSING_NODE', reason: 'no Foo node', until: 2000 }]);
+        await store.blockServer({ server: 'http://a:8188', workflowHash: 'wf1', code: 'COMFYUI_MISSING_NODE', reason: 'still no Foo', until: 9000 });
+        expect(await store.blockedServers('wf1', 3000)).toEqual([{ server: 'http://a:8188', code: 'COMFYUI_MISSING_NODE', reason: 'still no Foo', until: 9000 }]);
+        expect(await store.blockedServers('wf-none', 0)).toEqual([]);
+        await expectStoreError(store.blockServer({ server: '', workflowHash: 'wf1', code: 'X', reason: '', until: 1 }), 'STORE_INVALID_JOB');
+        const other = await h.reopen();
+        try {
+          await other.init();
+          expect((await other.blockedServers('wf2', 0)).map((b) => b.server)).toEqual(['http://a:8188']);
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
+    describe('meta', () => {
+      it('stores JSON values by key, lists them by prefix in key order, and keeps them across a reopen', async () => {
+        expect(await store.getMeta('instance.id')).toBeNull();
+        await store.setMeta('instance.id', 'cg-1');
+        await store.setMeta('learned.b', { vram: 24, models: ['x'] });
+        await store.setMeta('learned.a', [1, 2]);
+        await store.setMeta('learned.a', [3]);
+        await store.setMeta('learnedX', true);
+        expect(await store.getMeta('instance.id')).toBe('cg-1');
+        expect(await store.listMeta('learned.')).toEqual([
+          { key: 'learned.a', value: [3] },
+          { key: 'learned.b', value: { vram: 24, models: ['x'] } },
+        ]);
+        await store.setMeta('learned.b', null);
+        expect(await store.getMeta('learned.b')).toBeNull();
+        await expectStoreError(store.setMeta('bad', () => 1), 'STORE_INVALID_JOB');
+        const other = await h.reopen();
+        try {
+          await other.init();
+          expect(await other.getMeta('instance.id')).toBe('cg-1');
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
     describe('damaged rows', () => {
       for (const kind of ['truncated', 'wrong-shape'] as const) {
         it(`reports a ${kind} row with its id and keeps going`, async () => {
@@ -501,9 +650,19 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
           const page = await store.query({});
           expect(page.jobs.map((j) => j.id)).toEqual([good2.id, good1.id]);
           expect(page.corrupt?.map((c) => c.id)).toEqual(['broken-1']);
-          expect((await store.stats()).byStatus.running).toBeGreaterThanOrEqual(1);
+          // Quarantined once met: listed with its id, left out of the counters, removable.
+          expect((await store.listCorrupt()).map((c) => c.id)).toEqual(['broken-1']);
+          expect(await store.countByStatus()).toMatchObject({ total: 2, byStatus: { queued: 1, running: 1 } });
+          expect((await store.stats()).total).toBe(2);
+          const walk = await store.listUnfinished({ limit: 10 });
+          expect(walk.jobs.map((j) => j.id)).toEqual([good2.id, good1.id]);
+          expect(walk.corrupt.map((c) => c.id)).toEqual(['broken-1']);
           // The healthy jobs stay fully writable.
           expect(await store.transition(good1.id, 'queued', 'running')).not.toBeNull();
+          expect(await store.deleteJob('broken-1')).toBe(true);
+          expect(await store.listCorrupt()).toEqual([]);
+          expect(await store.getJob('broken-1')).toBeNull();
+          expect(await store.countByStatus()).toMatchObject({ total: 2, byStatus: { running: 2 } });
         });
       }
     });
