@@ -3,6 +3,7 @@
  * error-spike alert, webhooks) and the HTTP service, closed in the right order (stop taking
  * requests, drain the guard, flush webhooks and sinks).
  */
+import { hostname } from 'node:os';
 import type { Logger as PinoLogger } from 'pino';
 import { createGuard } from '../jobs/guard.js';
 import type { AnalyticsSink, Guard } from '../jobs/guard-api.js';
@@ -82,7 +83,9 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
       jsonl = await createJsonLinesSink(o.analyticsFile, { onError: (err) => o.logger.error({ err, file: o.analyticsFile }, 'analytics file write failed') });
       sinks.push(jsonl.sink);
     }
-    const g = await createGuard({ ...o.guard, analytics: sinks, logger: o.logger.child({ component: 'guard' }) });
+    // host:port names this instance in the store, so a restarted serve keeps its ComfyUI clientId.
+    const instanceId = o.guard.instanceId ?? (o.port > 0 ? `${hostname()}:${o.port}` : undefined);
+    const g = await createGuard({ ...o.guard, ...(instanceId ? { instanceId } : {}), analytics: sinks, logger: o.logger.child({ component: 'guard' }) });
     guard = g;
     detach = attachWebhooks(g, notifier);
     if (o.metrics) metrics = createMetrics(g, { collectDefault: true });

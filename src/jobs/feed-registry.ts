@@ -10,7 +10,7 @@ import type { Logger, ServerOption } from './options.js';
 import { promptIdOf, type FeedEvent, type ServerFeed } from './server-feed.js';
 
 class StreamFeed implements ServerFeed {
-  readonly clientId = `comfyguard-${randomUUID()}`;
+  readonly clientId: string;
   readonly #stream: ComfyEventStream;
   readonly #byPrompt = new Map<string, Set<(e: FeedEvent) => void>>();
   #connected = false;
@@ -23,7 +23,8 @@ class StreamFeed implements ServerFeed {
   /** The prompt this socket last saw executing: ComfyUI's type-1 previews do not name their prompt. */
   #executing: string | null = null;
 
-  constructor(server: ServerOption, clock: Clock, logger: Logger) {
+  constructor(server: ServerOption, clock: Clock, logger: Logger, clientId: string) {
+    this.clientId = clientId;
     this.#clock = clock;
     this.#stream = new ComfyEventStream({
       baseUrl: server.url,
@@ -156,6 +157,8 @@ export class FeedRegistry {
   readonly #feeds = new Map<string, StreamFeed>();
   readonly #servers: Map<string, ServerOption>;
   #closed = false;
+  /** One clientId for every socket of this instance; set (from the store) before the first socket opens. */
+  #clientId = `comfyguard-${randomUUID()}`;
 
   constructor(
     servers: readonly ServerOption[],
@@ -163,6 +166,16 @@ export class FeedRegistry {
     private readonly logger: Logger,
   ) {
     this.#servers = new Map(servers.map((s) => [s.name ?? s.url, s]));
+  }
+
+  /** The clientId prompts are sent with. Kept across restarts, so a reattached prompt's events come back here. */
+  get clientId(): string {
+    return this.#clientId;
+  }
+
+  set clientId(id: string) {
+    if (this.#feeds.size > 0) throw new Error('the clientId is fixed once a socket is open');
+    this.#clientId = id;
   }
 
   /** Opens every server's socket now, so the first job's events are never missed while one opens. */
@@ -177,7 +190,7 @@ export class FeedRegistry {
     if (!feed) {
       const cfg = this.#servers.get(server);
       if (!cfg) throw new Error(`unknown server ${server}`);
-      feed = new StreamFeed(cfg, this.clock, this.logger);
+      feed = new StreamFeed(cfg, this.clock, this.logger, this.#clientId);
       this.#feeds.set(server, feed);
     }
     return feed;

@@ -28,7 +28,7 @@ import { validateJobOptions, JobInputError } from './job-input.js';
 import { resolveGuardOptions, type GuardOptions, type ResolvedGuardOptions } from './options.js';
 import { ProgressThrottle } from './progress-throttle.js';
 import { finish, requeueForRetry } from './reducer.js';
-import { MemoryBlockList, ServerPicker } from './server-picker.js';
+import { ServerPicker, StoreBlockList } from './server-picker.js';
 import { guardStatsFrom } from './stats.js';
 import { isTerminal, newJobRecord, type JobOptions, type JobParams, type JobRecord, type JobStatus } from './types.js';
 
@@ -90,7 +90,7 @@ class GuardImpl implements Guard {
     this.#throttle = new ProgressThrottle(o.clock, o.progressThrottleMs, (e) => this.#bus.emit(e));
     this.#pool.onEvent((change) => this.#bus.emit({ type: 'pool', change, at: o.clock.now() }));
     this.#bus.on(analyticsListener(o.analytics, o.logger));
-    const blocks = new MemoryBlockList(o.clock);
+    const blocks = new StoreBlockList(() => this.#store, o.clock);
     const picker = new ServerPicker({ pool: this.#pool, clock: o.clock, blocks, drained: this.#drained, delayMs: (n) => this.#retry.delayMs(n) });
     const rules = o.classifierRules === undefined ? undefined : compileRules(o.classifierRules);
     this.#driver = new JobDriver({
@@ -120,6 +120,13 @@ class GuardImpl implements Guard {
   async start(): Promise<void> {
     this.#store = typeof this.#o.store === 'string' ? await openStore(this.#o.store) : this.#o.store;
     await this.#store.init();
+    if (this.#o.instanceId !== undefined) {
+      // One clientId per instance, kept across restarts: ComfyUI routes a prompt's events by it.
+      const key = `instance:${this.#o.instanceId}:clientId`;
+      const kept = await this.#store.getMeta(key);
+      if (typeof kept === 'string' && kept) this.#feeds.clientId = kept;
+      else await this.#store.setMeta(key, this.#feeds.clientId);
+    }
     await this.#pool.start();
     // Every server's socket opens now: the first job must not wait for (or miss events during) an open.
     this.#feeds.openAll();

@@ -73,6 +73,12 @@ export interface GuardOptions {
   clock?: Clock;
   logger?: Logger;
   /**
+   * Names this comfyguard instance in the store: its ComfyUI clientId is kept under this name, so after
+   * a restart ComfyUI sends a reattached prompt's events to the new process. Give each process that
+   * shares a store its own (`serve` uses host:port). @default a fresh id per process (nothing kept)
+   */
+  instanceId?: string;
+  /**
    * Called before each attempt is sent, with the server it goes to and the exact workflow: the place
    * to deliver inputs the workflow needs there (uploaded images for LoadImage, say), again after a
    * failover. A throw fails the attempt like a failed submit (classified from what was thrown).
@@ -92,7 +98,7 @@ export interface PrepareAttemptContext {
 
 export type ResolvedGuardOptions = Readonly<
   Required<
-    Omit<GuardOptions, 'store' | 'dispatcher' | 'concurrency' | 'recovery' | 'classifierRules' | 'analytics' | 'webhookSecret' | 'servers' | 'retry' | 'breaker' | 'prepareAttempt'>
+    Omit<GuardOptions, 'store' | 'dispatcher' | 'concurrency' | 'recovery' | 'classifierRules' | 'analytics' | 'webhookSecret' | 'servers' | 'retry' | 'breaker' | 'prepareAttempt' | 'instanceId'>
   > & {
     servers: ServerOption[];
     store: JobStore | string;
@@ -103,6 +109,7 @@ export type ResolvedGuardOptions = Readonly<
     analytics: AnalyticsSink[];
     webhookSecret: string | undefined;
     prepareAttempt: GuardOptions['prepareAttempt'];
+    instanceId: string | undefined;
     retry: NonNullable<GuardOptions['retry']>;
     breaker: NonNullable<GuardOptions['breaker']>;
   }
@@ -184,6 +191,7 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
         `/api/outputs/${encodeURIComponent(server)}/${encodeURIComponent(f.type)}/${encodeURIComponent(f.filename)}${f.subfolder ? `?subfolder=${encodeURIComponent(f.subfolder)}` : ''}`),
     webhookSecret: o.webhookSecret,
     prepareAttempt: o.prepareAttempt,
+    instanceId: o.instanceId,
     clock: o.clock ?? systemClock,
     logger: o.logger ?? silentLogger,
   });

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { ApiWorkflow } from '../comfy/types.js';
 import { classifyMissingCapability, type Classification, type MissingCapability } from '../errors/index.js';
 import type { ServerPool } from '../pool/index.js';
+import type { JobStore } from '../store/contract.js';
 import { sleep, type Clock } from '../util/clock.js';
 import type { StepPlan } from './types.js';
 
@@ -20,23 +21,19 @@ export interface BlockList {
   block(entry: { server: string; workflowKey: string; code: string; reason: string; until: number }): Promise<void>;
 }
 
-/** An in-process block list (one guard); a store-backed one shares it between processes. */
-export class MemoryBlockList implements BlockList {
-  readonly #rows = new Map<string, Map<string, number>>();
-  constructor(private readonly clock: Clock) {}
+/** The store's blocks: every process sharing the store, and every later job with the same node set, avoids the server. */
+export class StoreBlockList implements BlockList {
+  constructor(
+    private readonly store: () => Pick<JobStore, 'blockServer' | 'blockedServers'>,
+    private readonly clock: Clock,
+  ) {}
 
   async blocked(workflowKey: string): Promise<string[]> {
-    const row = this.#rows.get(workflowKey);
-    if (!row) return [];
-    const now = this.clock.now();
-    for (const [s, until] of row) if (until <= now) row.delete(s);
-    return [...row.keys()];
+    return (await this.store().blockedServers(workflowKey, this.clock.now())).map((b) => b.server);
   }
 
-  async block(e: { server: string; workflowKey: string; until: number }): Promise<void> {
-    const row = this.#rows.get(e.workflowKey) ?? new Map<string, number>();
-    row.set(e.server, Math.max(row.get(e.server) ?? 0, e.until));
-    this.#rows.set(e.workflowKey, row);
+  async block(e: { server: string; workflowKey: string; code: string; reason: string; until: number }): Promise<void> {
+    await this.store().blockServer({ server: e.server, workflowHash: e.workflowKey, code: e.code, reason: e.reason, until: e.until });
   }
 }
 
