@@ -30,6 +30,8 @@ export interface CliConfig {
   maxRetries: number;
   queue: string;
   concurrency: number | undefined;
+  queueLockMs: number;
+  queueStalledCheckMs: number;
   requestTimeoutMs: number;
   generationTimeoutMs: number;
   jobTimeoutMs: number;
@@ -172,7 +174,9 @@ export const SETTINGS = [
   setting({ key: 'port', flag: '--port <n>', env: 'COMFYGUARD_PORT', help: 'port to listen on (0 = any free port)', default: 8080, parse: integer(0, 65_535) }),
   setting({ key: 'apiKey', flag: '--api-key <key>', env: 'COMFYGUARD_API_KEY', help: 'require "Authorization: Bearer <key>" on the API', default: undefined, defaultText: '(none)', parse: optionalText, secret: true }),
   setting({ key: 'maxRetries', flag: '--max-retries <n>', env: 'MAX_RETRY_ATTEMPTS', help: 'retries after the first attempt of a job', default: 3, parse: integer(0, 100) }),
-  setting({ key: 'concurrency', flag: '--concurrency <n>', env: 'COMFYGUARD_CONCURRENCY', help: 'jobs run at once by this process', default: undefined, defaultText: '4 per server', parse: integer(1, 10_000) }),
+  setting({ key: 'concurrency', flag: '--concurrency <n>', env: 'COMFYGUARD_CONCURRENCY', help: 'jobs run at once by this process (with a shared queue too)', default: undefined, defaultText: '4 per server', parse: integer(1, 10_000) }),
+  setting({ key: 'queueLockMs', flag: '--queue-lock <ms>', env: 'COMFYGUARD_QUEUE_LOCK_MS', help: "BullMQ: a worker's lock on a running job; a dead instance's jobs run elsewhere after it", default: 30_000, parse: parseDuration }),
+  setting({ key: 'queueStalledCheckMs', flag: '--queue-stalled-check <ms>', env: 'COMFYGUARD_QUEUE_STALLED_CHECK_MS', help: 'BullMQ: how often workers look for jobs of dead instances', default: 15_000, parse: parseDuration }),
   setting({ key: 'requestTimeoutMs', flag: '--request-timeout <ms>', env: 'REQUEST_TIMEOUT_MS', help: 'timeout of one HTTP request to ComfyUI', default: 30_000, parse: parseDuration }),
   setting({ key: 'generationTimeoutMs', flag: '--generation-timeout <ms>', env: 'GENERATION_TIMEOUT_MS', help: 'timeout of one attempt, submit to result', default: 300_000, parse: parseDuration }),
   setting({ key: 'jobTimeoutMs', flag: '--job-timeout <ms>', env: 'JOB_TIMEOUT_MS', help: 'timeout of a whole job, all attempts included', default: 1_800_000, parse: parseDuration }),

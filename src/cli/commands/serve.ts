@@ -24,12 +24,14 @@ export function guardOptionsOf(cfg: Readonly<CliConfig>) {
     healthTtlMs: cfg.healthTtlMs,
     ...(cfg.concurrency !== undefined ? { concurrency: cfg.concurrency } : {}),
     ...(cfg.webhookSecret ? { webhookSecret: cfg.webhookSecret } : {}),
-    ...(cfg.queue !== 'memory' ? { dispatcher: bullmqFromUrl(cfg.queue, cfg.concurrency) } : {}),
+    ...(cfg.queue !== 'memory'
+      ? { dispatcher: bullmqFromUrl(cfg.queue, cfg.concurrency ?? 4 * requireServers(cfg).length, { lockDurationMs: cfg.queueLockMs, stalledIntervalMs: cfg.queueStalledCheckMs }) }
+      : {}),
   };
 }
 
 /** `redis://host:6379/0?queue=render&prefix=cg`: the queue name and key prefix ride on the URL. */
-export function bullmqFromUrl(url: string, concurrency: number | undefined): BullMqDispatcher {
+export function bullmqFromUrl(url: string, concurrency: number | undefined, timing: { lockDurationMs?: number; stalledIntervalMs?: number } = {}): BullMqDispatcher {
   const u = new URL(url);
   const queueName = u.searchParams.get('queue') ?? undefined;
   const prefix = u.searchParams.get('prefix') ?? undefined;
@@ -40,6 +42,7 @@ export function bullmqFromUrl(url: string, concurrency: number | undefined): Bul
     ...(queueName ? { queueName } : {}),
     ...(prefix ? { prefix } : {}),
     ...(concurrency !== undefined ? { concurrency } : {}),
+    ...timing,
   });
 }
 
