@@ -79,6 +79,9 @@ function aheadOf(pending: ReadonlyArray<readonly unknown[]>, promptId: string): 
   return pending.filter((i) => typeof i[0] === 'number' && typeof mine[0] === 'number' && i[0] < mine[0]).length;
 }
 
+/** How long after a queue shrank an attempt that heard nothing looks its prompt up. */
+const QUEUE_CHECK_GRACE_MS = 500;
+
 const EXECUTION_TYPES: ReadonlySet<string> = new Set([
   'execution_start',
   'execution_cached',
@@ -245,7 +248,16 @@ class AttemptRun {
     }
     if (e.kind === 'queue') {
       // A prompt left the queue: if it was ours and its end event went missing, history has it now.
-      if (e.shrank && this.#submitted) void this.#reconcile('queue');
+      // Checked after a short grace, and only if we heard nothing meanwhile: normally the end marker
+      // follows the status broadcast within milliseconds, and N prompts must not cost N² requests.
+      if (e.shrank && this.#submitted && !this.#queueCheckArmed) {
+        this.#queueCheckArmed = true;
+        const armedAt = s.clock.now();
+        this.#timer(QUEUE_CHECK_GRACE_MS, () => {
+          this.#queueCheckArmed = false;
+          if (this.#lastActivity <= armedAt) void this.#reconcile('queue');
+        });
+      }
       return;
     }
     this.#lastActivity = s.clock.now();
@@ -492,6 +504,7 @@ class AttemptRun {
   }
 
   #lastPoll = 0;
+  #queueCheckArmed = false;
 
   // ---- cancel / shutdown ---------------------------------------------------------------------
 
