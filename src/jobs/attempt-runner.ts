@@ -79,6 +79,9 @@ function aheadOf(pending: ReadonlyArray<readonly unknown[]>, promptId: string): 
   return pending.filter((i) => typeof i[0] === 'number' && typeof mine[0] === 'number' && i[0] < mine[0]).length;
 }
 
+/** Lookups (500 ms apart) that wait for history after a success before the prompt counts as lost. */
+const MAX_HISTORY_WAITS = 20;
+
 /** How long after a queue shrank an attempt that heard nothing looks its prompt up. */
 const QUEUE_CHECK_GRACE_MS = 500;
 
@@ -406,7 +409,13 @@ class AttemptRun {
   }
 
   async #reconcile(why: 'reconnect' | 'poll' | 'end' | 'success' | 'reattach' | 'stall' | 'queue'): Promise<void> {
-    if (this.#finished || this.#reconciling) return;
+    if (this.#finished) return;
+    if (this.#reconciling) {
+      // A lookup is in flight and may have read the server before this news (an end marker, a
+      // reconnect): look again once it is done, or the news is lost until the next poll.
+      if (why !== 'poll' && why !== 'stall') this.#again = why;
+      return;
+    }
     this.#reconciling = true;
     try {
       const where = await this.#locate();
@@ -414,8 +423,10 @@ class AttemptRun {
       const s = this.#s;
       if (where === 'lost') {
         if (!this.#submitted && !this.#s.reattach) return; // our POST is still in flight
-        if (this.#successSeen && why !== 'reattach') {
-          // Success was announced; history can lag behind the socket. Give it the poll interval.
+        if (this.#successSeen && why !== 'reattach' && this.#historyWaits++ < MAX_HISTORY_WAITS) {
+          // Success was announced; history can lag behind the socket. Look again shortly (not only at
+          // the next safety poll, seconds away).
+          this.#timer(Math.min(500, s.pollIntervalMs ?? 2_000), () => void this.#reconcile('success'));
           return;
         }
         this.#fail({ kind: 'transport', code: 'PROMPT_LOST', message: 'the prompt is in neither the queue nor the history of the server (it restarted or the prompt was removed)' }, { lost: true, submitted: true });
@@ -433,8 +444,13 @@ class AttemptRun {
       }
     } finally {
       this.#reconciling = false;
+      const again = this.#again;
+      this.#again = null;
+      if (again && !this.#finished) void this.#reconcile(again);
     }
   }
+
+  #again: 'reconnect' | 'end' | 'success' | 'reattach' | 'queue' | null = null;
 
   // ---- watchdogs -----------------------------------------------------------------------------
 
@@ -505,6 +521,8 @@ class AttemptRun {
 
   #lastPoll = 0;
   #queueCheckArmed = false;
+  /** Lookups so far that found no history after a success was announced. */
+  #historyWaits = 0;
 
   // ---- cancel / shutdown ---------------------------------------------------------------------
 
