@@ -19,28 +19,28 @@ class ScriptedServer {
   calls: string[] = [];
 
   api(): ComfyApi {
-    const self = this;
+    // Arrow functions: the fake's methods read the test's live state through `this`.
     return {
-      async submitPrompt() {
-        self.calls.push('submit');
-        if (self.submitError) throw self.submitError;
+      submitPrompt: async () => {
+        this.calls.push('submit');
+        if (this.submitError) throw this.submitError;
         return { prompt_id: PROMPT, number: 1, node_errors: {} };
       },
-      async getQueue() {
-        self.calls.push('queue');
-        return structuredClone(self.queue);
+      getQueue: async () => {
+        this.calls.push('queue');
+        return structuredClone(this.queue);
       },
-      async getHistory() {
-        self.calls.push('history');
-        const snapshot = structuredClone(self.history);
-        if (self.holdHistory) await self.holdHistory;
+      getHistory: async () => {
+        this.calls.push('history');
+        const snapshot = structuredClone(this.history);
+        if (this.holdHistory) await this.holdHistory;
         return snapshot;
       },
-      async deleteFromQueue() {
-        self.calls.push('delete');
+      deleteFromQueue: async () => {
+        this.calls.push('delete');
       },
-      async interrupt() {
-        self.calls.push('interrupt');
+      interrupt: async () => {
+        this.calls.push('interrupt');
       },
     } as unknown as ComfyApi;
   }
@@ -118,7 +118,7 @@ const settled = async (p: Promise<AttemptResult>): Promise<AttemptResult | 'pend
 
 describe('the attempt runner (fake clock, scripted server)', () => {
   it('after an ambiguous POST finds the prompt running instead of resubmitting, then completes on the end marker', async () => {
-    server.submitError = new ComfyRequestError({ kind: 'network', message: 'socket hang up', server: 's', path: '/prompt' });
+    server.submitError = new ComfyRequestError({ kind: 'transport', message: 'socket hang up', server: 's', path: '/prompt' });
     server.running();
     const { result } = start();
     await vi.advanceTimersByTimeAsync(10);
