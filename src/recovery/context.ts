@@ -50,7 +50,8 @@ export function buildContext(input: DecisionInput): DecisionContext {
     input,
     code: input.code,
     failed,
-    prior: input.job.recoveryHistory.filter((s) => s.attempt < failed.number),
+    // A manual retry starts afresh: steps before it neither count nor block a strategy's reuse.
+    prior: input.job.recoveryHistory.filter((s) => s.attempt < failed.number && s.attempt > manualBase(input.job, attempts)),
     attempts,
     base: failed.workflow,
     original: lineageStart?.workflow ?? input.job.workflow,
@@ -59,6 +60,13 @@ export function buildContext(input: DecisionInput): DecisionContext {
     missingModels,
     missingNodeTypes,
   };
+}
+
+/** Attempts made before the last manual retry (the record's `budgetBase`, else the attempt marked manual). */
+function manualBase(job: DecisionInput['job'], attempts: readonly AttemptRecord[]): number {
+  if (typeof job.budgetBase === 'number') return job.budgetBase;
+  for (let i = attempts.length - 1; i >= 0; i--) if (attempts[i]?.manual) return i;
+  return 0;
 }
 
 /** How often `strategy` was used for `code` (any code when omitted). */
@@ -74,15 +82,7 @@ export function timesUsed(ctx: DecisionContext, strategy: StrategyName, code?: E
  */
 export function retriesUsed(ctx: DecisionContext): number {
   const attempts = Math.max(0, ctx.attempts.length - 1);
-  let base = typeof ctx.input.job.budgetBase === 'number' ? ctx.input.job.budgetBase : 0;
-  if (typeof ctx.input.job.budgetBase !== 'number') {
-    for (let i = ctx.attempts.length - 1; i >= 0; i--) {
-      if (ctx.attempts[i]?.manual) {
-        base = i;
-        break;
-      }
-    }
-  }
+  const base = manualBase(ctx.input.job, ctx.attempts);
   const decisions = base + ctx.input.job.recoveryHistory.filter((s) => s.attempt > base).length;
   return Math.max(attempts, decisions);
 }
