@@ -452,7 +452,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
 
   // F. Fallbacks ----------------------------------------------------------------------------
   { id: 'fallback.thrown', code: 'INTERNAL_ERROR', when: { kind: ['thrown'] } },
-  { id: 'fallback.transport', code: 'COMFYUI_CONNECTION_ERROR', when: { kind: ['transport'] } },
-  { id: 'fallback.validation', code: 'COMFYUI_INVALID_PARAMETERS', when: { kind: ['validation'] } },
-  { id: 'fallback.any', code: 'COMFYUI_GENERATION_ERROR', when: {} },
+  { id: 'fallback.transport', code: 'COMFYUI_CONNECTION_ERROR', when: { kind: ['transport'] }, confidence: 'low' },
+  { id: 'fallback.validation', code: 'COMFYUI_INVALID_PARAMETERS', when: { kind: ['validation'] }, confidence: 'low' },
+  { id: 'fallback.any', code: 'COMFYUI_GENERATION_ERROR', when: {}, confidence: 'low' },
 ] satisfies RuleSpec[]);
