@@ -486,7 +486,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
       message: [
         rx(/\bECONNREFUSED\b|\bECONNRESET\b|\bECONNABORTED\b|\bEHOSTUNREACH\b|\bENETUNREACH\b|\bENOTFOUND\b|\bEAI_AGAIN\b|\bEPIPE\b|socket hang up|Connection ?refused|connection (?:was )?reset|Connection ?aborted|Connection broken|ConnectionError|ConnectionResetError|ConnectionClosed|NewConnectionError|Failed to establish a new connection|actively refused|WinError 1006[14]|Errno 111\b|Errno 104\b|RemoteDisconnected|Remote end closed|IncompleteRead|ChunkedEncodingError/),
         rx(/no close frame|without completing the close handshake|abnormal closure|\b1006\b|UND_ERR_SOCKET|other side closed|fetch failed|getaddrinfo|Name or service not known|nodename nor servname|Temporary failure in name resolution|(?:not |un)reachable|could not (?:connect|reach)|couldn't (?:connect|reach)|cannot (?:connect|reach)|can't (?:connect|reach)|unable to (?:connect|reach)|failed to (?:connect|reach)|not running (?:on|at)|ComfyUI (?:is )?not running|closing transport|Failed to proxy|ended abruptly|context canceled|connection (?:was )?(?:closed|lost|dropped)|connection to [^\n]{1,60} (?:was )?lost|(?:WebSocket |ws )?connection (?:to \S{1,200} )?failed|\bdisconnected\b|certificate|SSLError|TLS handshake/),
-        rx(/Failed to fetch|\breconnecting\b|重新连接|断开连接|连接断开|websocket\s*断|WebSocket error|lost connect(?:ion)?\b|refused to connect|ERR_CONNECTION_(?:REFUSED|RESET|CLOSED|ABORTED|FAILED)|ERR_NAME_NOT_RESOLVED|ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|ERR_EMPTY_RESPONSE|server (?:may|might) (?:still )?be (?:loading|starting)|out of system resource/),
+        rx(/Failed to fetch|\breconnecting\b|重新连接|websocket\s*断|WebSocket error|lost connect(?:ion)?\b|refused to connect|ERR_CONNECTION_(?:REFUSED|RESET|CLOSED|ABORTED|FAILED)|ERR_NAME_NOT_RESOLVED|ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|ERR_EMPTY_RESPONSE|server (?:may|might) (?:still )?be (?:loading|starting)|out of system resource/),
       ],
     },
   },
@@ -496,7 +496,7 @@ export const DEFAULT_RULES: readonly RuleSpec[] = Object.freeze([
   {
     id: 'process.exited',
     code: 'COMFYUI_CONNECTION_ERROR',
-    when: { message: [rx(/process exited with code|exited with (?:code|status) -?\d+|>\s*pause\s*$|Press any key to continue|Appuyez sur une touche|Drücken Sie eine beliebige Taste|请按任意键继续|按任意键继续/)] },
+    when: { message: [rx(/process exited with code|exited with (?:code|status) -?\d+|>\s*pause\s*$|Press any key to continue|Appuyez sur une touche/)] },
   },
 
   // G. Weak guesses: a signal shared with other causes, so the verdict says confidence 'low' ----
