@@ -1,13 +1,13 @@
 /**
- * Classifications per second over the whole public error corpus (the decision and its details,
- * then also the rendered, scrubbed message and hint), over a mix of structured evidence, and the
+ * Classifications per second over the whole public error corpus and over public + extended corpora
+ * (the decision and its details, then also the rendered, scrubbed message and hint), over a mix of structured evidence, and the
  * time for one 10 MB message. Single thread. The machine is shared, so each rate is reported as the median and
  * the best of many short trials, by wall clock and by this process's CPU time.
  */
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { classify } from '../errors/classify.js';
-import { corpusEvidence, defaultCorpusPath, readCorpus } from '../errors/corpus.js';
+import { corpusEvidence, defaultCorpusPath, extendedCorpusPath, readCorpus } from '../errors/corpus.js';
 import type { Evidence } from '../errors/evidence.js';
 import { percentile, round, type BenchResult } from './harness.js';
 
@@ -80,6 +80,8 @@ export async function run(): Promise<BenchResult> {
   const path = defaultCorpusPath();
   const corpus = readCorpus(readFileSync(path, 'utf8'));
   const corpusEv = corpus.map(corpusEvidence);
+  const extended = readCorpus(readFileSync(extendedCorpusPath(), 'utf8'));
+  const allEv = [...corpusEv, ...extended.map(corpusEvidence)];
   const mix = structuredMix();
   const load = loadavg()[0] ?? 0;
 
@@ -95,6 +97,8 @@ export async function run(): Promise<BenchResult> {
     });
   row('public corpus: decision + details', corpusEv.length, measure(corpusEv, { render: false }));
   row('public corpus: + rendered words', corpusEv.length, measure(corpusEv));
+  row('public + extended corpora: decision + details', allEv.length, measure(allEv, { render: false }));
+  row('public + extended corpora: + rendered words', allEv.length, measure(allEv));
   row('structured mix: + rendered words', mix.length, measure(mix));
 
   const huge = `${'INFO step 17/30 sampling... '.repeat(Math.ceil((10 * 1024 * 1024) / 28))}\ntorch.OutOfMemoryError: CUDA out of memory.`;
@@ -112,7 +116,7 @@ export async function run(): Promise<BenchResult> {
     title: 'Error classifier: classifications per second, one thread (target >= 200,000/s on the corpus)',
     rows,
     notes: [
-      `corpus: ${path} (${corpus.length} lines)`,
+      `corpus: ${path} (${corpus.length} lines); extended: test/errors/fixtures/extended.jsonl (${extended.length} lines)`,
       '"decision + details": code, category, retryable, node, exception type, models, node types, Retry-After (render: false, as `comfyguard classify` uses); "+ rendered words" adds the scrubbed message and hint',
       `${TRIALS} trials of ${TRIAL_MS} ms per row; 1-minute load average at start: ${load.toFixed(2)} (a shared machine inflates wall time)`,
     ],

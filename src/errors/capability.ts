@@ -47,6 +47,7 @@ export function classifyMissingCapability(workflow: Record<string, { class_type?
       ...(nodeId !== undefined ? { nodeId } : {}),
       nodeType: first,
       missingNodeTypes: types,
+      confidence: 'high',
       rule: 'pool.capability.node_type',
       evidenceKind: 'none',
     };
@@ -61,6 +62,7 @@ export function classifyMissingCapability(workflow: Record<string, { class_type?
       message: `No server in the pool has the model ${listed(models.map((m) => `${m.folder}/${m.name}`))}.`,
       hint: info.hint,
       missingModels: models.map((m) => ({ name: m.name, folder: m.folder })),
+      confidence: 'high',
       rule: 'pool.capability.model',
       evidenceKind: 'none',
     };

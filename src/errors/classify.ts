@@ -35,6 +35,13 @@ export interface Classification {
   missingModels?: Array<{ name: string; folder?: string; nodeId?: string; input?: string }>;
   /** For MISSING_NODE: the missing class types. */
   missingNodeTypes?: string[];
+  /**
+   * How sure the verdict is. `high`: a structured signal or a rule whose evidence is specific to the
+   * code. `low`: nothing specific matched (the fallback), or the deciding rule is one whose signal is
+   * shared with other causes (rules marked `confidence: 'low'`). Recovery gives a low-confidence
+   * permanent verdict one retry instead of failing at once (src/recovery/decide.ts).
+   */
+  confidence: 'high' | 'low';
   /** Id of the matching rule (for debugging and tuning). */
   rule: string;
   /** The kind of evidence classified (`none` for garbage). */
@@ -67,6 +74,7 @@ function fromGuardError(e: ComfyGuardError): Classification {
     hint: typeof e.hint === 'string' ? e.hint : ERROR_REGISTRY[code].hint,
     ...(typeof e.nodeId === 'string' ? { nodeId: e.nodeId } : {}),
     ...(typeof e.nodeType === 'string' ? { nodeType: e.nodeType } : {}),
+    confidence: 'high',
     rule: 'passthrough.guard-error',
     evidenceKind: 'thrown',
   };
@@ -82,6 +90,7 @@ function classifierFailure(err: unknown): Classification {
     message: info.message,
     hint: info.hint,
     exceptionType: safeErrorName(err),
+    confidence: 'low',
     rule: `classifier.failure: ${safeErrorMessage(err).slice(0, 200)}`,
     evidenceKind: 'none',
   };
@@ -127,6 +136,7 @@ function classifyUnsafe(evidence: unknown, opts: ClassifyOptions): Classificatio
     retryable: rule?.retryable ?? info.retryable,
     message: '',
     hint: '',
+    confidence: rule?.confidence ?? 'low',
     rule: rule?.id ?? 'fallback.none',
     evidenceKind: obs.evidenceKind,
   };

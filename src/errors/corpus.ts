@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { classify, type Classification, type ClassifyOptions } from './classify.js';
-import { ERROR_CODES, isErrorCode, type ErrorCode } from './codes.js';
+import { ERROR_CATEGORIES, ERROR_CODES, ERROR_REGISTRY, isErrorCode, type ErrorCategory, type ErrorCode } from './codes.js';
 import type { Evidence } from './evidence.js';
 
 const corpusLineSchema = z
@@ -74,28 +74,50 @@ export function defaultCorpusPath(): string {
   return existsSync(shared) ? shared : fileURLToPath(new URL('test/errors/fixtures/public.jsonl', root));
 }
 
+/** The extended corpus collected for issue 18 (`test/errors/fixtures/extended.jsonl`); it lives only in the repository. */
+export function extendedCorpusPath(): string {
+  return fileURLToPath(new URL('../../test/errors/fixtures/extended.jsonl', import.meta.url));
+}
+
 export interface CorpusMiss {
   id: string;
   expected: string;
   got: ErrorCode;
   rule: string;
   message: string;
+  /** Whether the category was still right although the code was not. */
+  categoryOk: boolean;
+  confidence: Classification['confidence'];
 }
 
 export interface CorpusReport {
   total: number;
   correct: number;
   accuracy: number;
+  /** lines whose classified category equals the expected code's category */
+  categoryCorrect: number;
+  categoryAccuracy: number;
   /** expected code -> { total, correct } */
   perCode: Record<string, { total: number; correct: number }>;
+  /** expected category -> { total, correct } (correct: the classified category matches) */
+  perCategory: Record<string, { total: number; correct: number }>;
   /** expected -> got -> count */
   confusion: Record<string, Record<string, number>>;
   misses: CorpusMiss[];
 }
 
-/** Classifies every labelled line and compares with its expected code. */
+/** The expected category: the line's `category` when it names one, else the registry category of its code. */
+function expectedCategoryOf(line: CorpusLine): string {
+  const given = (line as { category?: unknown }).category;
+  if (typeof given === 'string' && (ERROR_CATEGORIES as readonly string[]).includes(given)) return given;
+  return line.code !== undefined && isErrorCode(line.code) ? ERROR_REGISTRY[line.code].category : 'unknown';
+}
+
+/** Classifies every labelled line and compares with its expected code and category. */
 export function evaluateCorpus(lines: CorpusLine[], opts: ClassifyOptions = {}): CorpusReport {
   const perCode: CorpusReport['perCode'] = {};
+  const perCategory: CorpusReport['perCategory'] = {};
+  let categoryCorrect = 0;
   const confusion: CorpusReport['confusion'] = {};
   const misses: CorpusMiss[] = [];
   let total = 0;
@@ -106,24 +128,58 @@ export function evaluateCorpus(lines: CorpusLine[], opts: ClassifyOptions = {}):
     const c: Classification = classify(corpusEvidence(line), opts);
     const stats = (perCode[line.code] ??= { total: 0, correct: 0 });
     stats.total++;
+    const expectedCategory = expectedCategoryOf(line);
+    const catStats = (perCategory[expectedCategory] ??= { total: 0, correct: 0 });
+    catStats.total++;
+    const categoryOk = c.category === expectedCategory;
+    if (categoryOk) {
+      categoryCorrect++;
+      catStats.correct++;
+    }
     const row = (confusion[line.code] ??= {});
     row[c.code] = (row[c.code] ?? 0) + 1;
     if (c.code === line.code) {
       correct++;
       stats.correct++;
     } else {
-      misses.push({ id: line.id, expected: line.code, got: c.code, rule: c.rule, message: line.message });
+      misses.push({ id: line.id, expected: line.code, got: c.code, rule: c.rule, message: line.message, categoryOk, confidence: c.confidence });
     }
   }
-  return { total, correct, accuracy: total === 0 ? 0 : correct / total, perCode, confusion, misses };
+  return {
+    total,
+    correct,
+    accuracy: total === 0 ? 0 : correct / total,
+    categoryCorrect,
+    categoryAccuracy: total === 0 ? 0 : categoryCorrect / total,
+    perCode,
+    perCategory,
+    confusion,
+    misses,
+  };
 }
 
 const short = (code: string) => code.replace(/^COMFYUI_/, '');
 
-/** Renders a report: accuracy per code, the confusion table (rows expected, columns got), and every miss. */
-export function formatCorpusReport(r: CorpusReport): string {
+const pct = (n: number, d: number) => (d === 0 ? 0 : (n / d) * 100).toFixed(1);
+
+/**
+ * Renders a report: code and category accuracy, accuracy per code and per category, the confusion table
+ * (rows expected, columns got), and every miss unless `misses: false`.
+ */
+export function formatCorpusReport(r: CorpusReport, opts: { misses?: boolean } = {}): string {
   const out: string[] = [];
-  out.push(`classified ${r.correct}/${r.total} correctly (${(r.accuracy * 100).toFixed(1)}%)`, '', 'accuracy per code:');
+  out.push(
+    `classified ${r.correct}/${r.total} correctly (${(r.accuracy * 100).toFixed(1)}%)`,
+    `category right ${r.categoryCorrect}/${r.total} (${(r.categoryAccuracy * 100).toFixed(1)}%)`,
+    '',
+    'accuracy per category:',
+  );
+  for (const cat of [...ERROR_CATEGORIES, ...Object.keys(r.perCategory).filter((k) => !(ERROR_CATEGORIES as readonly string[]).includes(k))]) {
+    const s = r.perCategory[cat as ErrorCategory];
+    if (!s) continue;
+    out.push(`  ${cat.padEnd(11)}  ${String(s.correct).padStart(3)}/${String(s.total).padEnd(3)}  ${pct(s.correct, s.total).padStart(5)}%`);
+  }
+  out.push('', 'accuracy per code:');
   const codes = [...new Set([...ERROR_CODES.filter((c) => r.perCode[c]), ...Object.keys(r.perCode)])];
   const w = Math.max(...codes.map((c) => c.length), 4);
   for (const c of codes) {
@@ -142,10 +198,15 @@ export function formatCorpusReport(r: CorpusReport): string {
     const row = r.confusion[c] ?? {};
     out.push(`  ${short(c).padEnd(rw)}  ${cols.map((col, i) => String(row[col] ?? '.').padStart(cw[i] ?? 3)).join(' ')}`);
   }
+  if (opts.misses === false) {
+    out.push('', `misclassified: ${r.misses.length} (not listed)`);
+    return out.join('\n');
+  }
   out.push('', r.misses.length === 0 ? 'misclassified: none' : `misclassified (${r.misses.length}):`);
   for (const m of r.misses) {
     const text = m.message.replace(/\s+/g, ' ').slice(0, 160);
-    out.push(`  ${m.id}: expected ${m.expected}, got ${m.got} (rule ${m.rule})`, `      ${text}`);
+    const notes = [`rule ${m.rule}`, `confidence ${m.confidence}`, ...(m.categoryOk ? ['category right'] : [])].join(', ');
+    out.push(`  ${m.id}: expected ${m.expected}, got ${m.got} (${notes})`, `      ${text}`);
   }
   return out.join('\n');
 }

@@ -61,6 +61,11 @@ export interface RuleSpec {
   hint?: string;
   /** Overrides the registry's retryable flag for evidence this rule matches. */
   retryable?: boolean;
+  /**
+   * How sure a match of this rule is (`Classification.confidence`). `low` for rules whose signal is
+   * known to be shared with other causes (a generic exception text, a bare status); default `high`.
+   */
+  confidence?: 'high' | 'low';
   /** Placement of a config rule: before or after a built-in rule id (default: before all of them). */
   before?: string;
   after?: string;
@@ -112,6 +117,7 @@ const ruleSchema = z
     when: whenSchema.default({}),
     hint: z.string().max(1000).optional(),
     retryable: z.boolean().optional(),
+    confidence: z.enum(['high', 'low']).optional(),
     before: z.string().optional(),
     after: z.string().optional(),
   })
@@ -147,6 +153,7 @@ export interface CompiledRule {
   readonly code: ErrorCode;
   readonly category: ErrorCategory;
   readonly retryable: boolean;
+  readonly confidence: 'high' | 'low';
   readonly hint: string | undefined;
   readonly source: 'builtin' | 'config';
   readonly spec: RuleSpec;
@@ -476,6 +483,7 @@ class Compiler {
       code: spec.code,
       category: info.category,
       retryable: spec.retryable ?? info.retryable,
+      confidence: spec.confidence ?? 'high',
       hint: spec.hint,
       source,
       spec,

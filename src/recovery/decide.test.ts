@@ -501,3 +501,32 @@ describe('every decision is charged to the budget', () => {
     expect(d.action === 'abort' && d.reason).toContain('3 of 3');
   });
 });
+
+describe('decideNext: low-confidence permanent verdicts', () => {
+  it('retry once, then abort when the same code comes back', () => {
+    const e = new Engine({ workflow: sd15Txt2img(), pool: [server('a')], maxRetries: 5 });
+    const first = attempt(e.fail('COMFYUI_INVALID_PARAMETERS', { confidence: 'low' }));
+    expect(first).toMatchObject({ strategy: 'retry', changes: [], useBackoff: true });
+    expect(first.message).toContain('low-confidence');
+    expect(first.workflow).toEqual(sd15Txt2img());
+    const reason = abortReason(e.fail('COMFYUI_INVALID_PARAMETERS', { confidence: 'low' }));
+    expect(reason).toContain('COMFYUI_INVALID_PARAMETERS is a permanent error');
+  });
+
+  it('still abort at once when confident, when fatal, or when the budget is spent', () => {
+    const confident = new Engine({ workflow: sd15Txt2img(), pool: [server('a')] });
+    expect(abortReason(confident.fail('COMFYUI_WORKFLOW_ERROR', { confidence: 'high' }))).toContain('a permanent error');
+    const unknown = new Engine({ workflow: sd15Txt2img(), pool: [server('a')] });
+    expect(abortReason(unknown.fail('COMFYUI_WORKFLOW_ERROR'))).toContain('a permanent error');
+    const fatal = new Engine({ workflow: sd15Txt2img(), pool: [server('a')] });
+    expect(abortReason(fatal.fail('COMFYUI_DISK_FULL', { confidence: 'low' }))).toContain('a fatal error');
+    const noBudget = new Engine({ workflow: sd15Txt2img(), pool: [server('a')], maxRetries: 0 });
+    expect(abortReason(noBudget.fail('COMFYUI_AUTH_ERROR', { confidence: 'low' }))).toContain('a permanent error');
+  });
+
+  it('leave non-permanent codes to their own strategies', () => {
+    const e = new Engine({ workflow: sd15Txt2img(), pool: [server('a'), server('b')] });
+    const d = attempt(e.fail('COMFYUI_CONNECTION_ERROR', { confidence: 'low' }));
+    expect(d.message).not.toContain('low-confidence');
+  });
+});

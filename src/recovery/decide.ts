@@ -27,7 +27,9 @@ function retryRepeats(code: ErrorCode): boolean {
 
 /**
  * Chooses what the next attempt of a job is after `failedAttempt` failed with `code`.
- * - Permanent/fatal codes (policy `['abort']`) abort at once.
+ * - Permanent/fatal codes (policy `['abort']`) abort at once, except that a permanent verdict the
+ *   classifier marked `confidence: 'low'` gets ONE retry first (its evidence is shared with other
+ *   causes; a second failure with the same code aborts).
  * - At most `maxRetries` attempts after the first; when spent, abort naming the last code.
  * - The code's strategies are tried in order; the first that applies wins. History is read from
  *   `job.recoveryHistory` and `job.attempts`, never from memory.
@@ -40,6 +42,8 @@ export function decideNext(input: DecisionInput): RecoveryDecision {
   const list = policy[code] ?? ['abort'];
   const info = ERROR_REGISTRY[code];
   if (list[0] === 'abort') {
+    const once = lowConfidenceRetry(input);
+    if (once) return once;
     const kind = info.category === 'permanent' || info.category === 'fatal' ? `a ${info.category} error` : 'set to abort by the recovery policy';
     return { action: 'abort', reason: `${code} is ${kind}: failing without a retry (${info.message})` };
   }
@@ -71,6 +75,25 @@ export function decideNext(input: DecisionInput): RecoveryDecision {
     if ('plan' in outcome) return { action: 'attempt', strategy: 'retry', ...outcome.plan };
   }
   return { action: 'abort', reason: exhaustedReason(ctx, skipped) };
+}
+
+/**
+ * One retry for a low-confidence permanent verdict (fatal stays immediate): only while the budget
+ * allows and if this job has not already retried this code.
+ */
+function lowConfidenceRetry(input: DecisionInput): RecoveryDecision | null {
+  const { code, classification } = input;
+  if (classification.confidence !== 'low' || ERROR_REGISTRY[code].category !== 'permanent') return null;
+  const ctx = buildContext(input);
+  if (retriesUsed(ctx) >= input.maxRetries || timesUsed(ctx, 'retry', code) > 0) return null;
+  const outcome = plan(ctx, 'retry');
+  if (!('plan' in outcome)) return null;
+  return {
+    action: 'attempt',
+    strategy: 'retry',
+    ...outcome.plan,
+    message: `${code} is permanent, but the classification is low-confidence: retry once to confirm before failing`,
+  };
 }
 
 /** Why nothing applies, in the words a user needs (the missing model or node named first). */

@@ -148,6 +148,8 @@ export interface DecisionInput {
     missingModels?: Array<{ name: string; folder?: string }>;
     missingNodeTypes?: string[];
     nodeId?: string;
+    /** The classifier's confidence; a `low` permanent verdict gets one retry (decide.ts). Absent: high. */
+    confidence?: 'high' | 'low';
   };
   /** Includes the original workflow, params, options (fallbackModels, fallbackWorkflows), attempts, recoveryHistory. */
   job: JobRecord;
