@@ -18,6 +18,7 @@ import { until } from '../support/wait.js';
 /** A dispatcher that enqueues into the shared queue but never runs anything itself. */
 function enqueueOnly(inner: BullMqDispatcher): Dispatcher {
   return {
+    kind: 'bullmq',
     start: async () => undefined,
     enqueue: (id, p) => inner.enqueue(id, p),
     remove: (id) => inner.remove(id),
