@@ -79,6 +79,7 @@ export function failureDetails(c: Classification): FailureDetails {
     ...(c.missingModels?.length ? { missingModels: c.missingModels.map((m) => ({ name: m.name, ...(m.folder !== undefined ? { folder: m.folder } : {}) })) } : {}),
     ...(c.missingNodeTypes?.length ? { missingNodeTypes: [...c.missingNodeTypes] } : {}),
     ...(c.retryAfterMs !== undefined ? { retryAfterMs: c.retryAfterMs } : {}),
+    confidence: c.confidence,
   };
 }
 

@@ -100,6 +100,8 @@ export interface FailureDetails {
   missingModels?: Array<{ name: string; folder?: string }>;
   missingNodeTypes?: string[];
   retryAfterMs?: number;
+  /** The classifier's confidence in its verdict (a low-confidence permanent verdict gets one retry). */
+  confidence?: 'high' | 'low';
 }
 
 /** Where and how the attempt after a recovery step runs: decided once, stored with the step. */
