@@ -30,6 +30,14 @@ describe('rendered messages name what was wrong and what is allowed', () => {
     expect(c.message).toContain(`(${SAMPLERS.length} in all)`);
   });
 
+  it('a list ComfyUI left out (more than 20 values) is counted', () => {
+    const body = notInList('KSampler', 'sampler_name', 'euler_typo', SAMPLERS);
+    const err = body.body.node_errors['3'].errors[0]!;
+    (err.extra_info as { input_config: unknown }).input_config = null;
+    const c = classify(body);
+    expect(c.message).toContain(`"euler_typo" is not allowed (ComfyUI allows ${SAMPLERS.length} values here`);
+  });
+
   it('a short list of allowed values is given whole', () => {
     const c = classify(notInList('KSampler', 'scheduler', 'fast', ['normal', 'karras', 'exponential']));
     expect(c.message).toContain('"fast" is not allowed; allowed: normal, karras, exponential');

@@ -135,7 +135,11 @@ function validationSummary(errors: ValidationNodeError[]): string {
 function notInList(e: ValidationNodeError): string {
   const received = typeof e.receivedValue === 'string' || typeof e.receivedValue === 'number' ? safeDetail(String(e.receivedValue), 80) : '';
   const head = received ? `${JSON.stringify(received)} is not allowed` : 'value not in the allowed list';
-  if (!e.allowed) return head;
+  if (!e.allowed) {
+    // ComfyUI leaves out lists longer than 20 ("(list of length 42)"): say how many there are.
+    const n = /\(list of length (\d+)\)/.exec(e.details)?.[1];
+    return n ? `${head} (ComfyUI allows ${n} values here; GET /object_info lists them)` : head;
+  }
   if (e.allowed.length === 0) return `${head} (the server allows no value here: nothing is installed for it)`;
   const names = (xs: string[]) => xs.map((x) => safeDetail(x, 80)).filter((x) => x !== '');
   if (e.allowed.length <= 6) return `${head}; allowed: ${names(e.allowed).join(', ')}`;
