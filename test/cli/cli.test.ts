@@ -249,6 +249,14 @@ describe('comfyguard doctor', () => {
     expect(r.stdout).toContain('no checkpoints installed');
     expect(r.stdout).toContain('2 server(s) checked: 1 unusable');
   });
+
+  it('--wait keeps probing a server that does not answer and says since when it is down', async () => {
+    const port = await closedPort();
+    const r = await runCli(['doctor', '--server', `http://127.0.0.1:${port}`, '--wait', '1s']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/ERROR {2}unreachable since \d{4}-\d\d-\d\dT[\d:]+Z \((\d+) probes\): not reachable: .*ECONNREFUSED/);
+    expect(Number(/\((\d+) probes\)/.exec(r.stdout)?.[1])).toBeGreaterThan(1);
+  });
 });
 
 describe('comfyguard serve', () => {

@@ -12,6 +12,13 @@ export interface Problem {
   hint?: string;
 }
 
+/** A server that did not answer `--wait`'s probes: booting (a proxy answers 5xx) or unreachable, since when. */
+export interface DownInfo {
+  state: 'booting' | 'unreachable';
+  since: number;
+  probes: number;
+}
+
 /** `unusable`: no job can run; `degraded`: jobs run but something will hurt; `ok`: nothing found. */
 export type Verdict = 'ok' | 'degraded' | 'unusable';
 
@@ -32,6 +39,8 @@ export interface ServerReport {
   queue: { running: number; pending: number } | null;
   websocket: boolean | null;
   features: { clientPromptId: boolean; partialTargets: boolean; scopedInterrupt: boolean };
+  /** Still down after the probes of `--wait` (null when it answered, or with one probe only). */
+  down: DownInfo | null;
 }
 
 /** Nodes of the stock text-to-image graph; a server without them cannot run the usual workflows. */
@@ -40,7 +49,7 @@ const LOW_VRAM_BYTES = 2 * 2 ** 30;
 const LONG_QUEUE = 20;
 
 /** The verdict and problems of one server. */
-export function assessServer(p: ServerProbe): ServerReport {
+export function assessServer(p: ServerProbe, down: DownInfo | null = null): ServerReport {
   const problems: Problem[] = [];
   const error = (message: string, hint?: string) => problems.push({ severity: 'error', message, ...(hint ? { hint } : {}) });
   const warn = (message: string) => problems.push({ severity: 'warning', message });
@@ -49,7 +58,10 @@ export function assessServer(p: ServerProbe): ServerReport {
   if (!p.systemStats.ok) {
     const s = p.systemStats.status;
     if (s === 401 || s === 403) error(`the server refused us (HTTP ${s}): check the auth token, or a proxy's Origin check`);
-    else error(`not reachable: ${p.systemStats.error}`, unreachableHint(p.url, p.systemStats.error, s));
+    else {
+      const since = down && down.probes > 1 ? `${down.state} since ${new Date(down.since).toISOString().replace(/\.\d{3}Z$/, 'Z')} (${down.probes} probes): ` : '';
+      error(`${since}not reachable: ${p.systemStats.error}`, unreachableHint(p.url, p.systemStats.error, s));
+    }
   }
   const devices = (stats?.devices ?? []).map((d) => ({ name: d.name, type: d.type, vramTotal: d.vram_total, vramFree: d.vram_free }));
   if (stats) {
@@ -99,6 +111,7 @@ export function assessServer(p: ServerProbe): ServerReport {
       partialTargets: p.capabilities.supportsPartialTargets,
       scopedInterrupt: p.capabilities.supportsScopedInterrupt,
     },
+    down: p.systemStats.ok ? null : down,
   };
 }
 
