@@ -189,7 +189,7 @@ describe('comfyguard run', () => {
   it('tells the recovery story when out-of-memory recovery changed the workflow', async () => {
     const s = await sim({ vram: '4GiB' });
     const wf = await workflowFile('run-oom.json', { width: 1024, height: 1024, batch: 8, steps: 10 });
-    const r = await runCli(['run', wf, '--server', s.url, '--max-retries', '12']);
+    const r = await runCli(['run', wf, '--server', s.url, '--max-retries', '12'], { cwd: dir });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^recovery \(\d+ steps\):$/m);
     // Each step: which attempt failed with what, what changed, and what the next attempt did.
@@ -203,7 +203,7 @@ describe('comfyguard run', () => {
   it('exits 1 with the message and the hint on a permanent error, without retrying', async () => {
     const s = await sim();
     const wf = await workflowFile('run-bad.json', { sampler: 'euler_typo' });
-    const r = await runCli(['run', wf, '--server', s.url]);
+    const r = await runCli(['run', wf, '--server', s.url], { cwd: dir });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('job failed with COMFYUI_INVALID_PARAMETERS after 1 attempt(s)');
     expect(r.stderr).toMatch(/input sampler_name: "euler_typo" is not allowed \(ComfyUI allows \d+ values here/);
@@ -214,7 +214,7 @@ describe('comfyguard run', () => {
   it('takes the server from COMFYUI_URL and prints JSON with --json', async () => {
     const s = await sim();
     const wf = await workflowFile('run-env.json');
-    const r = await runCli(['run', wf, '--json'], { env: { COMFYUI_URL: s.url } });
+    const r = await runCli(['run', wf, '--json'], { env: { COMFYUI_URL: s.url }, cwd: dir });
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout) as { status: string; attempts: number; outputs: unknown[] };
     expect(result).toMatchObject({ status: 'completed', attempts: 1 });

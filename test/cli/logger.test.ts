@@ -10,7 +10,7 @@ describe('the human log format', () => {
     log.error({ alert: 'error_spike', count: 12, threshold: 10, byCode: { COMFYUI_OOM: 12 } }, 'error spike: 12 errors in 60 s (threshold 10)');
     expect(lines).toHaveLength(2);
     expect(lines.every((l) => l.endsWith('\n') && l.split('\n').length === 2)).toBe(true);
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d WARN  \[guard\] free memory failed: small-gpu POST \/free: HTTP 503 503 Service Temporarily Unavailable \(server=small-gpu\)\n$/);
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d WARN {2}\[guard\] free memory failed: small-gpu POST \/free: HTTP 503 503 Service Temporarily Unavailable \(server=small-gpu\)\n$/);
     expect(lines[0]).not.toMatch(/<|at Object|deep/);
     expect(lines[1]).toMatch(/ERROR error spike: 12 errors in 60 s \(threshold 10\) \(alert=error_spike, count=12, threshold=10\)/);
   });

@@ -74,6 +74,12 @@ describe('run output', () => {
       'progress 100% 6.0 s elapsed (attempt 1, node 3 KSampler)',
     ]);
 
+    let steps = '';
+    const st = new ProgressView((x) => (steps += x), false, { now: () => 0 });
+    st.event({ type: 'comfy', jobId: 'j', attempt: 1, server: 'gpu-1', promptId: 'p', message: { type: 'progress', data: { value: 12, max: 20, node: '3' } }, at: 0 });
+    st.event({ type: 'progress', jobId: 'j', progress: 55, node: '3', attempt: 1, at: 0 });
+    expect(steps).toContain('progress 55% 0.0 s elapsed, ETA 0.0 s (attempt 1, node 3, step 12/20)');
+
     let tty = '';
     now = 0;
     const t = new ProgressView((s) => (tty += s), true, { now: () => now });

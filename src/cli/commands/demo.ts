@@ -114,6 +114,7 @@ async function demo(flags: DemoFlags): Promise<void> {
     let allDone: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (allDone = resolve));
     const off = guard.onEvent((e) => {
+      if (e.type === 'pool') return;
       const j = mine.get(e.jobId);
       if (!j) return;
       if (e.type === 'recovery') {

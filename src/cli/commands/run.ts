@@ -72,11 +72,12 @@ async function run(workflowPath: string, flags: RunFlags): Promise<void> {
     let shownAttempt = 0;
     try {
       for await (const e of guard.progress(id)) {
-        if (e.type === 'progress' && e.attempt !== shownAttempt) {
+        if ((e.type === 'attempt_started' || e.type === 'progress') && e.attempt !== shownAttempt) {
           shownAttempt = e.attempt;
           const job = await guard.get(id);
+          const server = e.type === 'attempt_started' ? e.server : (job?.attempts.find((a) => a.number === e.attempt)?.server ?? null);
           // Attempt N is the N-th submission, whatever number the record carries.
-          view.attempt(job ? (attemptOrdinal(job, e.attempt) ?? job.attempts.length) : e.attempt, job?.attempts.find((a) => a.number === e.attempt)?.server ?? null);
+          view.attempt(job ? (attemptOrdinal(job, e.attempt) ?? job.attempts.length) : e.attempt, server);
         }
         view.event(e);
         if (e.type === 'state' && ['completed', 'failed', 'timed_out', 'cancelled'].includes(e.to)) final = e.job;

@@ -20,6 +20,8 @@ export class ProgressView {
   /** When the current attempt started showing progress (for elapsed and ETA). */
   #attemptStart: number | null = null;
   #server: string | null = null;
+  /** The sampler's step of the current attempt, from ComfyUI's own progress messages. */
+  #steps: { value: number; max: number } | null = null;
 
   constructor(write: (s: string) => void, tty: boolean, opts: { now?: () => number; workflow?: ApiWorkflow } = {}) {
     this.#write = write;
@@ -30,25 +32,33 @@ export class ProgressView {
 
   /** Shows one job event. */
   event(e: JobEvent): void {
+    if (e.type === 'comfy') {
+      // ComfyUI's own step counter of the running sampler ("step 12/20"), shown with the next update.
+      if (e.message.type === 'progress') this.#steps = { value: e.message.data.value, max: e.message.data.max };
+      return;
+    }
     if (e.type === 'progress') {
       const pct = Math.max(0, Math.min(100, Math.round(e.progress)));
       this.#attemptStart ??= this.#now();
       const node = this.#nodeLabel(e.node);
       const timing = this.#timing(pct);
+      const steps = this.#steps && pct < 100 ? `step ${this.#steps.value}/${this.#steps.max}` : '';
       if (this.#tty) {
         const width = 30;
         const filled = Math.round((pct / 100) * width);
         const where = this.#server ? `  on ${this.#server}` : '';
-        this.#write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(pct).padStart(3)}%  ${timing}  attempt ${e.attempt}${where}${node ? `  ${node}` : ''}\x1b[K`);
+        this.#write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(pct).padStart(3)}%  ${timing}  attempt ${e.attempt}${where}${node ? `  ${node}` : ''}${steps ? `  ${steps}` : ''}\x1b[K`);
         this.#barShown = true;
       } else if (pct !== this.#lastPlain && (this.#lastPlain < 0 || pct === 100 || pct >= this.#lastPlain + 10)) {
         this.#lastPlain = pct;
-        this.#line(`progress ${pct}% ${timing} (attempt ${e.attempt}${node ? `, ${node}` : ''})`);
+        const detail = [`attempt ${e.attempt}`, node, steps].filter((x) => x !== '').join(', ');
+        this.#line(`progress ${pct}% ${timing} (${detail})`);
       }
       return;
     }
     if (e.type === 'recovery') {
       this.#lastPlain = -1;
+      this.#steps = null;
       this.#line(`recovering: ${e.step.code} -> ${e.step.strategy}${describeChanges(e.step.changes)}`);
       return;
     }
@@ -59,6 +69,7 @@ export class ProgressView {
   attempt(n: number, server: string | null): void {
     this.#lastPlain = -1;
     this.#server = server;
+    this.#steps = null;
     this.#attemptStart = this.#now();
     this.#line(`attempt ${n} running${server ? ` on ${server}` : ''}`);
   }
