@@ -19,6 +19,8 @@ export class ConfigError extends Error {
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['human', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Everything `serve` (and, in part, `run` / `doctor` / `demo`) can be configured with. */
 export interface CliConfig {
@@ -38,6 +40,7 @@ export interface CliConfig {
   stallTimeoutMs: number;
   healthTtlMs: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   webhookSecret: string | undefined;
   analyticsFile: string | undefined;
   metrics: boolean;
@@ -155,6 +158,12 @@ function logLevel(raw: unknown, source: string): LogLevel {
   return s as LogLevel;
 }
 
+function logFormat(raw: unknown, source: string): LogFormat {
+  const s = text(raw, source).toLowerCase();
+  if (!(LOG_FORMATS as readonly string[]).includes(s)) throw new ConfigError(source, `expected one of ${LOG_FORMATS.join(', ')}, got ${show(raw)}`);
+  return s as LogFormat;
+}
+
 function show(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : JSON.stringify(v) ?? String(v);
 }
@@ -183,6 +192,7 @@ export const SETTINGS = [
   setting({ key: 'stallTimeoutMs', flag: '--stall-timeout <ms>', env: 'STALL_TIMEOUT_MS', help: 'no event and no queue movement for this long = stalled', default: 60_000, parse: parseDuration }),
   setting({ key: 'healthTtlMs', flag: '--health-ttl <ms>', env: 'HEALTH_TTL_MS', help: 'how long a server health check is trusted', default: 30_000, parse: parseDuration }),
   setting({ key: 'logLevel', flag: '--log-level <level>', env: 'LOG_LEVEL', help: LOG_LEVELS.join(' | '), default: 'info', parse: logLevel }),
+  setting({ key: 'logFormat', flag: '--log-format <format>', env: 'LOG_FORMAT', help: 'human: one readable line per event; json: pino JSON lines for log collectors', default: 'human', parse: logFormat }),
   setting({ key: 'webhookSecret', flag: '--webhook-secret <secret>', env: 'WEBHOOK_SECRET', help: 'HMAC key for the X-Comfyguard-Signature header of webhooks', default: undefined, defaultText: '(unsigned)', parse: optionalText, secret: true }),
   setting({ key: 'analyticsFile', flag: '--analytics-file <path>', env: 'COMFYGUARD_ANALYTICS_FILE', help: 'append analytics events to this JSON-lines file', default: undefined, defaultText: '(off)', parse: optionalText }),
   setting({ key: 'metrics', flag: '--metrics <bool>', env: 'COMFYGUARD_METRICS', help: 'serve Prometheus metrics at /metrics', default: true, parse: bool }),
@@ -213,19 +223,19 @@ export const CONFIG_FILE_ENV = 'COMFYGUARD_CONFIG';
  * Adds the flags of `keys` to `cmd` (no commander defaults, so "not given" stays distinguishable),
  * plus `--config <file>`, and a help section listing flag, variable and default of each.
  */
-export function addConfigOptions(cmd: Command, keys: readonly SettingKey[]): Command {
+export function addConfigOptions(cmd: Command, keys: readonly SettingKey[], defaults: Partial<Record<SettingKey, string>> = {}): Command {
   for (const s of settingsFor(keys)) {
     if (s.repeatable) cmd.option(s.flag, s.help, (v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
     else cmd.option(s.flag, s.help);
   }
   cmd.option('--config <file>', `JSON file with any of the settings below (keys as in the table) [env: ${CONFIG_FILE_ENV}]`);
-  cmd.addHelpText('after', `\n${configHelp(keys)}`);
+  cmd.addHelpText('after', `\n${configHelp(keys, defaults)}`);
   return cmd;
 }
 
-/** The settings table printed by `--help`: precedence, then one row per setting. */
-export function configHelp(keys: readonly SettingKey[]): string {
-  const rows = settingsFor(keys).map((s) => [flagName(s), s.env, s.key, s.defaultText ?? (s.secret ? '(none)' : JSON.stringify(s.default))]);
+/** The settings table printed by `--help`: precedence, then one row per setting (`defaults`: this command's own, as shown). */
+export function configHelp(keys: readonly SettingKey[], defaults: Partial<Record<SettingKey, string>> = {}): string {
+  const rows = settingsFor(keys).map((s) => [flagName(s), s.env, s.key, defaults[s.key] ?? s.defaultText ?? (s.secret ? '(none)' : JSON.stringify(s.default))]);
   const head = ['flag', 'environment', 'config key', 'default'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`.trimEnd();

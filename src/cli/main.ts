@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { commands } from './commands/index.js';
+import { EXIT_USAGE } from './usage.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -28,7 +29,9 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
+      // Help and version are not errors; anything else commander refuses (an unknown command or
+      // flag, a bad or missing argument) is bad usage: exit 2, as documented.
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
       return;
     }
     const message = err instanceof Error ? err.message : String(err);

@@ -8,7 +8,10 @@ import type { Logger as PinoLogger } from 'pino';
 import { createGuard } from '../jobs/guard.js';
 import type { AnalyticsSink, Guard } from '../jobs/guard-api.js';
 import type { GuardOptions } from '../jobs/options.js';
-import { startService, type RunningService } from '../server/index.js';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { assertExposureAllowed, startService, type RunningService } from '../server/index.js';
+import { sqlitePath, storeKind } from '../store/index.js';
 import { createErrorSpikeAlert, createJsonLinesSink, createLoggerSink, type ClosableSink, type ErrorSpikeAlert } from '../telemetry/analytics.js';
 import { createMetrics, type GuardMetrics } from '../telemetry/metrics.js';
 import { attachWebhooks, createWebhookNotifier } from '../telemetry/webhook.js';
@@ -26,20 +29,37 @@ export interface StackOptions {
   logger: PinoLogger;
   /** Also log analytics events (one line per job transition). @default true */
   logAnalytics?: boolean;
-  /** When the port is taken, listen on a free one instead of failing. @default false */
+  /**
+   * When the port is taken, listen on a free one instead of failing: only for a default port the
+   * user did not name (the demo). A port the user named that is taken is an error. @default false
+   */
   fallbackPort?: boolean;
+}
+
+/** The stack could not start for a reason the user can fix (taken port, unusable store); the message says which. */
+export class StackStartError extends Error {
+  readonly code = 'STACK_START_ERROR';
+  constructor(message: string, opts?: { cause?: unknown }) {
+    super(message, opts);
+    this.name = 'StackStartError';
+  }
 }
 
 export interface RunningStack {
   guard: Guard;
   service: RunningService;
   url: string;
+  /** The port asked for was taken and `fallbackPort` moved to this URL's free port. */
+  movedFromPort: number | null;
   /** Graceful shutdown: service, guard (drains), webhooks, sinks. Idempotent. */
   close(): Promise<void>;
 }
 
 /** Starts the guard, telemetry and HTTP service; on failure closes what was started. */
 export async function startStack(o: StackOptions): Promise<RunningStack> {
+  // Refusals that need nothing started come first: nothing (not even ./data) is created then.
+  assertExposureAllowed(o.host, o.apiKey);
+  if (typeof o.guard.store === 'string') prepareSqliteFolder(o.guard.store);
   // Filled as things start; closed in this order: stop taking requests, drain the guard (late
   // terminal events still reach webhooks and metrics), flush webhooks, then the sinks.
   let service: RunningService | null = null;
@@ -85,7 +105,9 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     }
     // host:port names this instance in the store, so a restarted serve keeps its ComfyUI clientId.
     const instanceId = o.guard.instanceId ?? (o.port > 0 ? `${hostname()}:${o.port}` : undefined);
-    const g = await createGuard({ ...o.guard, ...(instanceId ? { instanceId } : {}), analytics: sinks, logger: o.logger.child({ component: 'guard' }) });
+    const g = await createGuard({ ...o.guard, ...(instanceId ? { instanceId } : {}), analytics: sinks, logger: o.logger.child({ component: 'guard' }) }).catch((err: unknown) => {
+      throw storeTrouble(err, o.guard.store);
+    });
     guard = g;
     detach = attachWebhooks(g, notifier);
     if (o.metrics) metrics = createMetrics(g, { collectDefault: true });
@@ -94,14 +116,64 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     try {
       service = await startService({ ...serviceOptions, port: o.port });
     } catch (err) {
-      if (!o.fallbackPort || (err as { code?: unknown }).code !== 'EADDRINUSE') throw err;
-      o.logger.warn({ port: o.port }, `port ${o.port} is taken; using a free port instead`);
-      service = await startService({ ...serviceOptions, port: 0 });
+      // A port the user named is theirs to choose: say so rather than move somewhere else.
+      if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw err;
+      if (o.fallbackPort) service = await startService({ ...serviceOptions, port: 0 });
+      else throw new StackStartError(`port ${o.port} on ${o.host} is already in use (is comfyguard or another service running there?); choose another with --port, or --port 0 for a free one`, { cause: err });
     }
     let closing: Promise<void> | null = null;
-    return { guard: g, service, url: service.url, close: () => (closing ??= shutdown()) };
+    const moved = new URL(service.url).port !== String(o.port) && o.port !== 0 ? o.port : null;
+    return { guard: g, service, url: service.url, movedFromPort: moved, close: () => (closing ??= shutdown()) };
   } catch (err) {
     await shutdown();
     throw err;
   }
+}
+
+/**
+ * Creates the folder of a `sqlite:` store one level at a time, so an unusable path fails at once
+ * naming the store (Node 20's recursive mkdir never returns for a path under /proc).
+ */
+export function prepareSqliteFolder(store: string): void {
+  if (storeKind(store) !== 'sqlite') return;
+  const path = sqlitePath(store);
+  if (path === ':memory:' || path.startsWith('file:')) return;
+  const missing: string[] = [];
+  let dir = dirname(path);
+  for (;;) {
+    let isDir: boolean | null;
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch {
+      isDir = null;
+    }
+    if (isDir === true) break;
+    if (isDir === false) throw new StackStartError(`store ${store}: ${dir} is not a folder`);
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    missing.unshift(dir);
+    dir = parent;
+  }
+  for (const d of missing) {
+    try {
+      mkdirSync(d);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'EEXIST') continue;
+      throw new StackStartError(`store ${store}: cannot create the folder ${d}${typeof code === 'string' ? ` (${code})` : ''}; pass --store sqlite:<a writable path>`, { cause: err });
+    }
+  }
+}
+
+/** A store that cannot be opened: the message names the store (password hidden) and what it said. */
+function storeTrouble(err: unknown, store: unknown): unknown {
+  const code = String((err as { code?: unknown })?.code ?? '');
+  if (!code.startsWith('STORE_') || typeof store !== 'string') return err;
+  const why = err instanceof Error ? err.message.replace(/^init: /, '') : String(err);
+  return new StackStartError(`store ${redactStore(store)}: ${why}`, { cause: err });
+}
+
+/** `postgres://user:***@host/db`: a store URL fit for a message. */
+export function redactStore(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }

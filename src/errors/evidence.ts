@@ -82,6 +82,8 @@ export interface ValidationNodeError {
   message: string;
   details: string;
   receivedValue?: unknown;
+  /** The values ComfyUI allows for the input (`input_config[0]` of a list input), when it sent them. */
+  allowed?: string[];
 }
 
 /** The normalised observation: one or more candidate `Facts` plus structured extras for the result. */
@@ -181,6 +183,7 @@ export function readValidationBody(body: unknown): { type: string; message: stri
         const extra = prop(e, 'extra_info');
         const input = strProp(extra, 'input_name');
         const received = prop(extra, 'received_value');
+        const allowed = allowedValues(prop(extra, 'input_config'));
         nodeErrors.push({
           nodeId,
           classType,
@@ -189,6 +192,7 @@ export function readValidationBody(body: unknown): { type: string; message: stri
           message: strProp(e, 'message') ?? '',
           details: strProp(e, 'details') ?? '',
           ...(received !== undefined ? { receivedValue: received } : {}),
+          ...(allowed ? { allowed } : {}),
         });
       }
     }
@@ -514,4 +518,11 @@ export function observe(input: unknown): Observation {
     return thrownObservation(input);
   }
   return { evidenceKind: 'none', facts: [blankFacts('thrown', 'unknown', safeStringify(input, 4096))] };
+}
+
+/** A list input's choices: `input_config` is `[[choice, …], {options}]`; strings only, bounded. */
+function allowedValues(config: unknown): string[] | undefined {
+  if (!Array.isArray(config) || !Array.isArray(config[0])) return undefined;
+  const list = (config[0] as unknown[]).slice(0, 5_000).filter((v): v is string => typeof v === 'string');
+  return list;
 }

@@ -2,6 +2,7 @@
  * User-facing words: the registry's message and hint plus safe details (node, input, model base
  * name, module name, status). Every detail goes through the scrubber; raw evidence never does.
  */
+import { closestNames } from './closest.js';
 import { ERROR_REGISTRY, type ErrorCode } from './codes.js';
 import type { MissingModel } from './details.js';
 import type { ValidationNodeError } from './evidence.js';
@@ -19,6 +20,12 @@ export interface RenderInput {
   nodeErrors?: ValidationNodeError[] | undefined;
   missingModels?: MissingModel[] | undefined;
   missingNodeTypes?: string[] | undefined;
+  /**
+   * Model files the whole pool has in the missing model's folder (the guard knows them from
+   * capability discovery); the closest by name are suggested. Without it, the list ComfyUI sent
+   * in its validation error is used.
+   */
+  poolModels?: string[] | undefined;
   retryAfterMs?: number | undefined;
   httpStatus?: number | undefined;
   transportCode?: string | undefined;
@@ -118,11 +125,36 @@ function validationSummary(errors: ValidationNodeError[]): string {
   const parts = errors.map((e) => {
     const where = nodeLabel(e.nodeId, e.classType);
     const input = e.input ? ` input ${safeDetail(e.input, 60)}` : '';
-    // value_not_in_list details list the server's files; say it in words instead.
-    const what = e.type === 'value_not_in_list' ? 'value not in the allowed list' : safeDetail(e.message, 100);
+    const what = e.type === 'value_not_in_list' ? notInList(e) : safeDetail(e.message, 100);
     return `${where}${input}: ${what}`;
   });
   return list(parts);
+}
+
+/** `"euler_typo" is not allowed (closest allowed: euler, euler_cfg_pp, euler_ancestral; 40 in all)`. */
+function notInList(e: ValidationNodeError): string {
+  const received = typeof e.receivedValue === 'string' || typeof e.receivedValue === 'number' ? safeDetail(String(e.receivedValue), 80) : '';
+  const head = received ? `${JSON.stringify(received)} is not allowed` : 'value not in the allowed list';
+  if (!e.allowed) {
+    // ComfyUI leaves out lists longer than 20 ("(list of length 42)"): say how many there are.
+    const n = /\(list of length (\d+)\)/.exec(e.details)?.[1];
+    return n ? `${head} (ComfyUI allows ${n} values here; GET /object_info lists them)` : head;
+  }
+  if (e.allowed.length === 0) return `${head} (the server allows no value here: nothing is installed for it)`;
+  const names = (xs: string[]) => xs.map((x) => safeDetail(x, 80)).filter((x) => x !== '');
+  if (e.allowed.length <= 6) return `${head}; allowed: ${names(e.allowed).join(', ')}`;
+  const near = names(closestNames(received, e.allowed, 3));
+  return `${head}; closest allowed: ${near.join(', ')} (${e.allowed.length} in all)`;
+}
+
+/** The model names to suggest for a missing one: the pool's, else what ComfyUI listed for that input. */
+function suggestedModels(i: RenderInput, wanted: string): string[] {
+  const m = i.missingModels?.find((x) => modelBasename(x.name) === wanted);
+  const fromServer = (i.nodeErrors ?? []).find((e) => e.allowed && (m?.nodeId === undefined || e.nodeId === m.nodeId) && (m?.input === undefined || e.input === m.input))?.allowed;
+  const pool = i.poolModels ?? fromServer ?? [];
+  return closestNames(wanted, pool, 3)
+    .map((x) => modelBasename(x))
+    .filter((x) => x !== '' && x !== wanted);
 }
 
 /** Renders the user-safe message and hint of a classification. */
@@ -139,8 +171,11 @@ export function render(i: RenderInput): { message: string; hint: string } {
       const names = [...new Set((i.missingModels ?? []).map((m) => modelBasename(m.name)).filter((n) => n !== ''))];
       if (names.length > 0) {
         parts.push(`A model file the workflow needs is not on ${onServer}: ${list(names)}.`);
+        const near = suggestedModels(i, names[0]!);
+        const whose = i.poolModels ? 'the pool has' : `${onServer} has`;
+        if (near.length > 0) parts.push(`Closest ${whose}: ${near.join(', ')}.`);
         const folder = i.missingModels?.find((m) => m.folder)?.folder;
-        hint = `The model ${list(names)} is not on ${onServer}: install it there${folder ? ` (models/${safeDetail(folder, 40)})` : ''}, or give fallback models.`;
+        hint = `The model ${list(names)} is not on ${onServer}: install it there${folder ? ` (models/${safeDetail(folder, 40)})` : ''}${near.length > 0 ? `, use one it has (closest: ${near[0]})` : ''}, or give fallback models.`;
       } else parts.push(info.message);
       break;
     }

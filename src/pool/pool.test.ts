@@ -346,7 +346,9 @@ describe('ServerPool: degradation', () => {
     await vi.advanceTimersByTimeAsync(30_000);
     expect(pool.degradation().level).toBe('full');
     const levels = events.filter((e) => e.type === 'degradation').map((e) => (e.type === 'degradation' ? e.to : ''));
-    expect(levels).toEqual(['medium', 'minimal', 'full']);
+    // Down servers are re-probed on their own backoff, so they may come back one by one.
+    expect(levels.slice(0, 2)).toEqual(['medium', 'minimal']);
+    expect(levels.at(-1)).toBe('full');
   });
 
   it('weighs capacity by server weight', async () => {
@@ -370,5 +372,53 @@ describe('ServerPool: degradation', () => {
     expect(pool.degradation().level).toBe('medium');
     await vi.advanceTimersByTimeAsync(300_001);
     expect(pool.degradation().level).toBe('full');
+  });
+});
+
+describe('ServerPool: cold start and readiness', () => {
+  it('probes a down server on a short backoff, not the health TTL, and routes to it the moment it answers', async () => {
+    vi.useFakeTimers();
+    const { pool, fake } = makePool({ a: { up: false } }, { healthTtlMs: 30_000 });
+    await pool.start();
+    expect(await pool.select({ workflow: wf })).toBeNull();
+    expect(pool.state()[0]?.readiness.state).toBe('unreachable');
+    const probes = () => fake('a').calls.getSystemStats ?? 0;
+    const before = probes();
+    await vi.advanceTimersByTimeAsync(3_000);
+    // Several probes within 3 s (backoff 250 ms doubling to 2 s), far below one per 30 s TTL.
+    expect(probes() - before).toBeGreaterThanOrEqual(3);
+    fake('a').state.up = true;
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(pool.state()[0]).toMatchObject({ healthy: true, readiness: { state: 'ready', since: null } });
+    expect((await pool.select({ workflow: wf }))?.name).toBe('a');
+  });
+
+  it('says since when a server is unreachable', async () => {
+    vi.useFakeTimers();
+    vi.setSystemTime(new Date('2026-12-03T10:31:02Z'));
+    const { pool } = makePool({ a: { up: false } });
+    await pool.start();
+    await vi.advanceTimersByTimeAsync(5_000);
+    const [a] = pool.state();
+    expect(a?.readiness).toMatchObject({ state: 'unreachable', since: Date.parse('2026-12-03T10:31:02Z') });
+    expect(a?.health?.error).toMatch(/^unreachable since 2026-12-03T10:31:02Z: .*ECONNREFUSED/);
+  });
+
+  it('whenReady() resolves with the first server that comes up, and rejects when the pool closes', async () => {
+    vi.useFakeTimers();
+    const { pool, fake } = makePool({ a: { up: false }, b: { up: false } });
+    await pool.start();
+    let ready: string | null = null;
+    const waiting = pool.whenReady().then((n) => (ready = n));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(ready).toBeNull();
+    fake('b').state.up = true;
+    await vi.advanceTimersByTimeAsync(2_000);
+    await waiting;
+    expect(ready).toBe('b');
+    await expect(pool.whenReady({ names: ['b'] })).resolves.toBe('b');
+    const never = pool.whenReady({ names: ['a'] });
+    await pool.close();
+    await expect(never).rejects.toThrow('ServerPool closed');
   });
 });

@@ -14,6 +14,7 @@ import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { discoverCapabilities, hasModel, missingFrom, workflowNeeds, type Capabilities, type Missing, type WorkflowNeeds } from './capabilities.js';
 import { resolveServers, type ResolvedServerConfig, type ServerConfig } from './config.js';
 import { DEGRADATION_FACTORS, ErrorRateWindow, degradationScore, nextLevel, type Degradation, type DegradationLevel } from './degradation.js';
+import { Readiness, type ReadinessOptions, type ReadinessView } from './health.js';
 import { chooseRoute, type RouteCandidate } from './routing.js';
 
 export interface PoolOptions {
@@ -36,6 +37,8 @@ export interface PoolOptions {
   clientFactory?: (cfg: ResolvedServerConfig, ctx: { clock: Clock; requestTimeoutMs: number }) => ComfyApi;
   /** Tie-breaker among equally loaded servers. @default least recently picked */
   random?: () => number;
+  /** Re-probe backoff of a server that is down or booting (instead of the health TTL). @default 250 ms doubling to 2 s */
+  readiness?: ReadinessOptions;
 }
 
 /** What the pool reports to listeners. */
@@ -58,6 +61,8 @@ export interface ServerStateView {
   tags: string[];
   /** Why it is held out by `markUnhealthy`, while it is. */
   heldUnhealthy: string | null;
+  /** Ready, booting or unreachable, and since when. */
+  readiness: ReadinessView;
 }
 
 /** A routing request. */
@@ -113,6 +118,7 @@ interface Entry {
   heldUntil: number | null;
   heldReason: string | null;
   reportedHealthy: boolean | null;
+  readiness: Readiness;
 }
 
 /**
@@ -141,6 +147,7 @@ export class ServerPool {
   #level: DegradationLevel = 'full';
   #pickSeq = 0;
   #healthTimer: TimerHandle | null = null;
+  #healthTimerAt = 0;
   #capsTimer: TimerHandle | null = null;
   #started = false;
   #closing: Promise<void> | null = null;
@@ -177,6 +184,7 @@ export class ServerPool {
         heldUntil: null,
         heldReason: null,
         reportedHealthy: null,
+        readiness: new Readiness({ ...opts.readiness, healthTtlMs: this.#healthTtlMs }),
       });
       this.#order.push(cfg.name);
     }
@@ -224,8 +232,10 @@ export class ServerPool {
     if (pre.length === 0) return null;
     // Health before capabilities: a dead server's capabilities are not worth a request. Fresh
     // cached results need no probe, so the common case stays synchronous.
-    const stale = pre.filter((e) => !e.health.isFresh());
-    if (stale.length > 0) await this.#withFanOutSignal(req.signal, (signal) => Promise.all(stale.map((e) => this.#checkHealth(e, false, signal))));
+    // A server that is down or booting is probed again on its short backoff, not after a TTL.
+    const probeNow = this.#clock.now();
+    const stale = pre.filter((e) => !e.health.isFresh() || e.readiness.probeDue(probeNow));
+    if (stale.length > 0) await this.#withFanOutSignal(req.signal, (signal) => Promise.all(stale.map((e) => this.#checkHealth(e, e.readiness.probeDue(probeNow), signal))));
     const healthy = pre.filter((e) => e.health.last?.healthy === true && !this.#held(e));
     await Promise.all(healthy.filter((e) => e.caps === null).map((e) => this.#refreshCaps(e)));
     const reference = req.preferMoreVramThan === undefined ? undefined : this.#entries.get(req.preferMoreVramThan)?.health.last?.vramTotal;
@@ -365,7 +375,9 @@ export class ServerPool {
   state(): ServerStateView[] {
     return this.#order.map((name) => {
       const e = this.#entry(name);
-      const h = e.health.last;
+      const last = e.health.last;
+      // A down server's error says since when: "unreachable since …: connect ECONNREFUSED".
+      const h = last === null ? null : { ...last, error: e.readiness.describe(last.error) };
       return {
         name,
         url: e.cfg.url,
@@ -377,6 +389,7 @@ export class ServerPool {
         weight: e.cfg.weight,
         tags: [...e.cfg.tags],
         heldUnhealthy: this.#held(e) ? e.heldReason : null,
+        readiness: e.readiness.view(),
       };
     });
   }
@@ -404,6 +417,45 @@ export class ServerPool {
       released = true;
       e.inFlight -= 1;
     };
+  }
+
+  /**
+   * Resolves as soon as one of `names` (default: every server) is healthy, probing down servers
+   * on their readiness backoff; resolves at once when one already is. Rejects when `signal`
+   * aborts or the pool closes. A job waiting for a booting server awaits this instead of a blind
+   * sleep, so it starts the moment the server answers.
+   */
+  whenReady(opts: { names?: string[]; signal?: AbortSignal } = {}): Promise<string> {
+    const names = opts.names ?? this.#order;
+    const ready = () =>
+      names.find((n) => {
+        const e = this.#entries.get(n);
+        return e !== undefined && e.health.last?.healthy === true && !this.#held(e);
+      });
+    const now = ready();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise<string>((resolve, reject) => {
+      const stop = (why: unknown) => {
+        off();
+        opts.signal?.removeEventListener('abort', onAbort);
+        this.#background.signal.removeEventListener('abort', onClose);
+        reject(why);
+      };
+      const onAbort = () => stop(opts.signal?.reason);
+      const onClose = () => stop(this.#background.signal.reason);
+      const off = this.onEvent((ev) => {
+        if (ev.type !== 'health' || !ev.healthy || !names.includes(ev.server)) return;
+        off();
+        opts.signal?.removeEventListener('abort', onAbort);
+        this.#background.signal.removeEventListener('abort', onClose);
+        resolve(ev.server);
+      });
+      if (opts.signal?.aborted) return onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#background.signal.addEventListener('abort', onClose, { once: true });
+      // Make sure someone is probing: the background timer follows the readiness backoff.
+      this.#armHealthTimer();
+    });
   }
 
   /** Stops timers and background work and closes every client. Idempotent. */
@@ -465,6 +517,9 @@ export class ServerPool {
     // During a hold nothing is probed: the server said it is broken (GPU fault), HTTP may still answer.
     if (this.#holding(e)) return;
     const r = await e.health.check(force, signal ?? this.#background.signal).catch(() => null);
+    e.readiness.note(r);
+    // A server just seen down is probed again on its backoff even when no job asks.
+    if (e.readiness.nextProbeAt !== null) this.#armHealthTimer();
     if (r?.healthy && e.heldUntil !== null && r.checkedAt >= e.heldUntil) {
       e.heldUntil = null;
       e.heldReason = null;
@@ -529,15 +584,32 @@ export class ServerPool {
   }
 
   #armHealthTimer(): void {
-    if (this.#closing) return;
-    this.#healthTimer = this.#clock.setTimeout(() => {
-      this.#healthTimer = null;
-      // Keeps state, events and the degradation level current when no job is asking.
-      void Promise.all(this.#order.map((n) => this.#checkHealth(this.#entry(n), false))).finally(() => {
-        this.#updateDegradation();
-        this.#armHealthTimer();
-      });
-    }, this.#healthTtlMs);
+    if (this.#closing || !this.#started) return;
+    const now = this.#clock.now();
+    // Healthy servers are re-checked every TTL; a down or booting one on its short backoff.
+    let next = now + this.#healthTtlMs;
+    for (const e of this.#entries.values()) {
+      const due = e.readiness.nextProbeAt ?? (e.health.last ? e.health.last.checkedAt + this.#healthTtlMs : now + this.#healthTtlMs);
+      next = Math.min(next, due);
+    }
+    if (this.#healthTimer !== null) {
+      if (this.#healthTimerAt <= next) return;
+      this.#clock.clearTimeout(this.#healthTimer);
+    }
+    this.#healthTimerAt = next;
+    this.#healthTimer = this.#clock.setTimeout(
+      () => {
+        this.#healthTimer = null;
+        const at = this.#clock.now();
+        // Keeps state, events and the degradation level current when no job is asking.
+        void Promise.all(this.#order.map((n) => this.#entry(n)).map((e) => this.#checkHealth(e, e.readiness.probeDue(at)))).finally(() => {
+          this.#updateDegradation();
+          this.#armHealthTimer();
+        });
+      },
+      Math.max(0, next - now),
+      { background: true },
+    );
   }
 
   #armCapsTimer(): void {
@@ -546,7 +618,7 @@ export class ServerPool {
       this.#capsTimer = null;
       const healthy = this.#order.map((n) => this.#entry(n)).filter((e) => e.health.last?.healthy === true);
       void Promise.all(healthy.map((e) => this.#refreshCaps(e))).finally(() => this.#armCapsTimer());
-    }, this.#capabilityRefreshMs);
+    }, this.#capabilityRefreshMs, { background: true });
   }
 
   #emit(e: PoolEvent): void {

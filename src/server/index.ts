@@ -45,17 +45,21 @@ export class ServiceConfigError extends Error {
   }
 }
 
+/** Throws unless `host` is loopback or an API key is set (callers check before creating anything). */
+export function assertExposureAllowed(host: string, apiKey: string | undefined): void {
+  if (isLoopbackHost(host) || apiKey) return;
+  throw new ServiceConfigError(
+    `refusing to listen on ${host} without an API key: anyone who can reach it could submit and cancel jobs. ` +
+      'Pass an API key (--api-key or COMFYGUARD_API_KEY), or listen on 127.0.0.1.',
+  );
+}
+
 /** Starts the HTTP service over a guard and resolves once it listens. */
 export async function startService(opts: ServiceOptions): Promise<RunningService> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ServiceConfigError(`port must be an integer from 0 to 65535, got ${JSON.stringify(opts.port)}`);
-  if (!isLoopbackHost(host) && !opts.apiKey) {
-    throw new ServiceConfigError(
-      `refusing to listen on ${host} without an API key: anyone who can reach it could submit and cancel jobs. ` +
-        'Pass an API key (--api-key or COMFYGUARD_API_KEY), or listen on 127.0.0.1.',
-    );
-  }
+  assertExposureAllowed(host, opts.apiKey);
   const appOpts: AppOptions = {
     guard: opts.guard,
     ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),

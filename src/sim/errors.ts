@@ -23,3 +23,16 @@ export class SimConfigError extends Error {
     return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[kSimConfigError] === true;
   }
 }
+
+/** The port the simulator was asked to listen on is taken; the message names it. */
+export class PortInUseError extends Error {
+  readonly code = 'PORT_IN_USE';
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    cause: unknown,
+  ) {
+    super(`port ${port} on ${host} is already in use (another ComfyUI or simulator?); choose another port, or 0 for a free one`, { cause });
+    this.name = 'PortInUseError';
+  }
+}

@@ -14,7 +14,7 @@ export type { SimulatorOptions, NodeGateInfo } from './options.js';
 export { parseSize, parseModelsSpec } from './options.js';
 export { parseFaultSpec, FAULT_KINDS } from './faults.js';
 export type { FaultKind, FaultRule, FaultSpec } from './faults.js';
-export { SimConfigError } from './errors.js';
+export { PortInUseError, SimConfigError } from './errors.js';
 export { workflowHash } from './stats.js';
 export type { SimStats } from './stats.js';
 export { NODE_SPECS, DEFAULT_MODELS, MODEL_FOLDERS } from './catalog.js';

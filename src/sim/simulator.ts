@@ -13,6 +13,7 @@ import { handleAdmin, type AdminTarget } from './admin-routes.js';
 import { NODE_SPECS, type CatalogContext, type NodeSpec } from './catalog.js';
 import { allowedMethods, handleComfy, modelFolderList, type RouteContext, type Runtime } from './comfy-routes.js';
 import { Executor } from './executor.js';
+import { PortInUseError } from './errors.js';
 import { FaultInjector, parseFaultSpec, type FaultKind } from './faults.js';
 import {
   emptyResponse,
@@ -89,6 +90,8 @@ export class SimulatorServer implements Simulator, AdminTarget {
   private refusing = false;
   private refuseTimer: ReturnType<typeof setTimeout> | undefined;
   private crashing: Promise<void> | undefined;
+  /** Whether the first listen succeeded (later listens are restarts after a fault). */
+  private listenedOnce = false;
   private closing: Promise<void> | undefined;
   private actualPort: number;
   private readonly catalog: CatalogContext;
@@ -206,22 +209,34 @@ export class SimulatorServer implements Simulator, AdminTarget {
     server.on('connection', (socket: Socket) => this.onConnection(socket));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('clientError', (_err, socket: Duplex) => socket.destroy());
+    // The first listen is on the port the user asked for: a taken port is their error, told at
+    // once. After a crash or refuse fault our own old socket can linger a moment: retry then.
+    const retries = this.listenedOnce ? 20 : 0;
     for (let attempt = 0; ; attempt++) {
       try {
         await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(this.actualPort, this.opts.host, () => {
-            server.off('error', reject);
+          const onError = (e: Error) => {
+            server.off('listening', onListening);
+            reject(e);
+          };
+          const onListening = () => {
+            server.off('error', onError);
             resolve();
-          });
+          };
+          server.once('error', onError);
+          server.once('listening', onListening);
+          server.listen(this.actualPort, this.opts.host);
         });
         break;
       } catch (e) {
-        // The port of a crashed simulator can linger for a moment; retry a few times.
-        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20 || this.actualPort === 0) throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= retries || this.actualPort === 0) {
+          if (!this.listenedOnce && (e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUseError(this.opts.host, this.actualPort, e);
+          throw e;
+        }
         await new Promise((r) => setTimeout(r, 25));
       }
     }
+    this.listenedOnce = true;
     this.actualPort = (server.address() as AddressInfo).port;
     if (this.lifecycle !== 'up') {
       server.close();
@@ -353,7 +368,6 @@ export class SimulatorServer implements Simulator, AdminTarget {
           void this.listen().catch(() => undefined);
         }
       }, this.opts.refuseMs);
-      this.refuseTimer.unref();
     }
   }
 

@@ -12,7 +12,7 @@ export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
 /** Settings the CLI reads from the environment; cleared so the developer's shell cannot leak in. */
-const CONFIG_ENV = /^(COMFYUI_URL|COMFYGUARD_.*|MAX_RETRY_ATTEMPTS|REQUEST_TIMEOUT_MS|GENERATION_TIMEOUT_MS|JOB_TIMEOUT_MS|STALL_TIMEOUT_MS|HEALTH_TTL_MS|LOG_LEVEL|WEBHOOK_SECRET|ERROR_SPIKE_.*)$/;
+const CONFIG_ENV = /^(COMFYUI_URL|COMFYGUARD_.*|MAX_RETRY_ATTEMPTS|REQUEST_TIMEOUT_MS|GENERATION_TIMEOUT_MS|JOB_TIMEOUT_MS|STALL_TIMEOUT_MS|HEALTH_TTL_MS|LOG_LEVEL|LOG_FORMAT|WEBHOOK_SECRET|ERROR_SPIKE_.*)$/;
 
 /** The environment a CLI child gets: ours without comfyguard settings, plus `extra`. */
 export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {

@@ -68,10 +68,22 @@ describe('comfyguard --help and usage errors', () => {
     expect(r.stdout).toContain('defaults < config file < environment < flags');
   });
 
-  it('an unknown flag fails with a non-zero exit and names the flag', async () => {
+  it('an unknown flag or command is bad usage: exit 2 naming it', async () => {
     const r = await runCli(['run', 'x.json', '--bogus']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown option '--bogus'");
+    const c = await runCli(['runn']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain("unknown command 'runn'");
+    expect(c.stderr).toContain('Did you mean run?');
+  });
+
+  it('demo --help shows the demo\'s own defaults (memory store, port 8080 or a free one)', async () => {
+    const r = await runCli(['demo', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/--store\s+COMFYGUARD_STORE\s+store\s+"memory:"/);
+    expect(r.stdout).toMatch(/--port\s+COMFYGUARD_PORT\s+port\s+8080 \(a free port if 8080 is taken\)/);
+    expect(r.stdout).not.toContain('sqlite:./data/comfyguard.db');
   });
 
   it('a bad flag value exits 2 naming the flag; a bad environment value names the variable', async () => {
@@ -112,47 +124,89 @@ describe('comfyguard --help and usage errors', () => {
 });
 
 describe('comfyguard run', () => {
-  it('completes a workflow on a simulator, prints the outputs and downloads them with --out', async () => {
-    const s = await sim({ name: 'gpu' });
-    const wf = await workflowFile('run-ok.json');
+  it('completes a workflow on a simulator and downloads the outputs into --out', async () => {
+    // Slow enough steps that progress is reported between the first and the last event.
+    const s = await sim({ name: 'gpu', stepMs: 40 });
+    const wf = await workflowFile('run-ok.json', { steps: 20 });
     const out = join(dir, 'outputs');
     const r = await runCli(['run', wf, '--server', s.url, '--param', 'seed=7', '--out', out]);
     expect(r.stderr).not.toContain('comfyguard run:');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/completed in [\d.]+ s after 1 attempt/);
-    const url = /(http:\/\/\S+\/view\?filename=\S+)/.exec(r.stdout)?.[1];
-    expect(url).toBeDefined();
-    const saved = /saved (\S+)/.exec(r.stdout)?.[1];
-    expect(saved && existsSync(saved)).toBe(true);
+    expect(r.stdout).toMatch(/completed in [\d.]+ s after 1 attempt on 127\.0\.0\.1:\d+/);
+    const saved = /^saved (\S+)/m.exec(r.stdout)?.[1];
+    expect(saved && saved.startsWith(out) && existsSync(saved)).toBe(true);
     // The downloaded file is the image the server serves (PNG signature).
     const bytes = await readFile(saved!);
     expect([...bytes.subarray(0, 4)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
-    const served = Buffer.from(await (await fetch(url!)).arrayBuffer());
-    expect(served.equals(bytes)).toBe(true);
-    // Plain progress lines when stderr is not a terminal.
+    // Plain progress lines when stderr is not a terminal: percentage, elapsed time, the node.
     expect(r.stderr).toMatch(/attempt 1 running on 127\.0\.0\.1:\d+/);
-    expect(r.stderr).toContain('progress 100%');
+    expect(r.stderr).toMatch(/progress \d+% [\d.]+ s elapsed, ETA [\d.]+ s \(attempt 1/);
+    expect(r.stderr).toMatch(/progress 100% [\d.]+ s elapsed \(attempt 1/);
+  });
+
+  it('saves the outputs into the current folder by default, never over an existing file; --no-save prints their URLs', async () => {
+    const s = await sim();
+    const wf = await workflowFile('run-cwd.json');
+    const cwd = await mkdtemp(join(dir, 'cwd-'));
+    const first = await runCli(['run', wf, '--server', s.url], { cwd });
+    expect(first.code, first.stderr).toBe(0);
+    const a = /^saved (\S+)/m.exec(first.stdout)?.[1];
+    expect(a && a.startsWith(cwd) && existsSync(a)).toBe(true);
+    // Same seed, same file name on the server: the second copy gets a new name.
+    const second = await runCli(['run', wf, '--server', s.url], { cwd });
+    const b = /^saved (\S+)/m.exec(second.stdout)?.[1];
+    expect(b && b !== a && existsSync(b)).toBe(true);
+    const none = await runCli(['run', wf, '--server', s.url, '--no-save'], { cwd });
+    expect(none.code).toBe(0);
+    expect(none.stdout).not.toContain('saved ');
+    const url = /(http:\/\/\S+\/view\?filename=\S+)/.exec(none.stdout)?.[1];
+    expect((await fetch(url!)).status).toBe(200);
+  });
+
+  it('against a dead port: waits as told, then exits 1 with the code, what the server said, and a hint', async () => {
+    const port = await closedPort();
+    const wf = await workflowFile('run-dead.json');
+    const r = await runCli(['run', wf, '--server', `http://127.0.0.1:${port}`, '--server-wait', '3s']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('waiting for a ComfyUI server (up to 3 s)');
+    expect(r.stderr).toContain('comfyguard run: job failed with COMFYUI_CONNECTION_ERROR: No ComfyUI server answered within 3 s.');
+    expect(r.stderr).toMatch(new RegExp(`http://127\\.0\\.0\\.1:${port}: unreachable since \\S+Z: .*ECONNREFUSED`));
+    expect(r.stderr).toMatch(/hint: Is ComfyUI running\? .*--listen 0\.0\.0\.0/);
+  });
+
+  it('waits for a server that is still booting and runs the job the moment it answers', async () => {
+    const port = await closedPort();
+    const wf = await workflowFile('run-boot.json');
+    const p = new CliProcess(['run', wf, '--server', `http://127.0.0.1:${port}`, '--server-wait', '2m', '--no-save']);
+    procs.push(p);
+    // Nothing listens yet: the run says it waits (on stderr), then the server boots.
+    await expect.poll(() => p.stderr, { timeout: 30_000, interval: 50 }).toContain('waiting for a ComfyUI server');
+    await sim({ port });
+    expect((await p.exited).code, p.stderr).toBe(0);
+    expect(p.stdout).toMatch(/completed in [\d.]+ s after 1 attempt/);
   });
 
   it('tells the recovery story when out-of-memory recovery changed the workflow', async () => {
     const s = await sim({ vram: '4GiB' });
     const wf = await workflowFile('run-oom.json', { width: 1024, height: 1024, batch: 8, steps: 10 });
-    const r = await runCli(['run', wf, '--server', s.url, '--max-retries', '12']);
+    const r = await runCli(['run', wf, '--server', s.url, '--max-retries', '12'], { cwd: dir });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^recovery \(\d+ steps\):$/m);
-    expect(r.stdout).toMatch(/1\. attempt 1 failed with COMFYUI_OOM .*; free_memory -> did not help/);
-    expect(r.stdout).toMatch(/tiled_vae: node 8 VAEDecode\.class_type "?VAEDecode"? -> "?VAEDecodeTiled"?/);
-    expect(r.stdout).toMatch(/reduce_batch: node 5 EmptyLatentImage\.batch_size 8 -> 4 -> (succeeded|did not help)/);
+    // Each step: which attempt failed with what, what changed, and what the next attempt did.
+    expect(r.stdout).toMatch(/1\. attempt 1 on \S+ failed with COMFYUI_OOM .*; free_memory -> attempt 2 failed again with COMFYUI_OOM/);
+    expect(r.stdout).toMatch(/tiled_vae: node 8 VAEDecode\.class_type "?VAEDecode"? -> "?VAEDecodeTiled"?.* -> attempt \d+ (completed|failed again with COMFYUI_OOM)/);
+    expect(r.stdout).toMatch(/reduce_batch: node 5 EmptyLatentImage\.batch_size 8 -> 4 -> attempt \d+ (completed|failed again with COMFYUI_OOM)/);
+    expect(r.stdout).not.toMatch(/ x\b|did not help/);
     expect(r.stdout).toMatch(/completed in [\d.]+ s after \d+ attempts/);
   });
 
   it('exits 1 with the message and the hint on a permanent error, without retrying', async () => {
     const s = await sim();
     const wf = await workflowFile('run-bad.json', { sampler: 'euler_typo' });
-    const r = await runCli(['run', wf, '--server', s.url]);
+    const r = await runCli(['run', wf, '--server', s.url], { cwd: dir });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('job failed with COMFYUI_INVALID_PARAMETERS after 1 attempt(s)');
-    expect(r.stderr).toContain('sampler_name');
+    expect(r.stderr).toMatch(/input sampler_name: "euler_typo" is not allowed \(ComfyUI allows \d+ values here/);
     expect(r.stderr).toMatch(/^ {2}hint: \S.+/m);
     expect(s.stats().executions).toEqual({});
   });
@@ -160,7 +214,7 @@ describe('comfyguard run', () => {
   it('takes the server from COMFYUI_URL and prints JSON with --json', async () => {
     const s = await sim();
     const wf = await workflowFile('run-env.json');
-    const r = await runCli(['run', wf, '--json'], { env: { COMFYUI_URL: s.url } });
+    const r = await runCli(['run', wf, '--json'], { env: { COMFYUI_URL: s.url }, cwd: dir });
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout) as { status: string; attempts: number; outputs: unknown[] };
     expect(result).toMatchObject({ status: 'completed', attempts: 1 });
@@ -189,9 +243,19 @@ describe('comfyguard doctor', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`http://127.0.0.1:${port}  UNUSABLE`);
     expect(r.stdout).toMatch(/ERROR {2}not reachable: .*ECONNREFUSED/);
+    expect(r.stdout).toContain(`hint   nothing listens on 127.0.0.1:${port}. Is ComfyUI running? Is it the right port (ComfyUI's default is 8188)?`);
+    expect(r.stdout).toContain('--listen 0.0.0.0');
     expect(r.stdout).toContain(`${s.url}  DEGRADED`);
     expect(r.stdout).toContain('no checkpoints installed');
     expect(r.stdout).toContain('2 server(s) checked: 1 unusable');
+  });
+
+  it('--wait keeps probing a server that does not answer and says since when it is down', async () => {
+    const port = await closedPort();
+    const r = await runCli(['doctor', '--server', `http://127.0.0.1:${port}`, '--wait', '1s']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/ERROR {2}unreachable since \d{4}-\d\d-\d\dT[\d:]+Z \((\d+) probes\): not reachable: .*ECONNREFUSED/);
+    expect(Number(/\((\d+) probes\)/.exec(r.stdout)?.[1])).toBeGreaterThan(1);
   });
 });
 
@@ -208,8 +272,11 @@ describe('comfyguard serve', () => {
     expect(submitted.status).toBe(202);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toContain('comfyguard_jobs{status=');
+    const { id } = (await submitted.json()) as { id: string };
+    await expect.poll(async () => ((await (await fetch(`${url}/api/jobs/${id}`)).json()) as { status: string }).status, { timeout: 60_000, interval: 50 }).toBe('completed');
     p.child.kill('SIGTERM');
     expect(await p.exited).toEqual({ code: 0, signal: null });
+    expect(p.stdout).toContain('comfyguard stopped: 1 job finished: 1 completed');
   });
 
   it('dispatches through BullMQ on Redis with --queue, and fails clearly when Redis is down', async () => {
@@ -238,10 +305,40 @@ describe('comfyguard serve', () => {
     expect(down.stderr).toMatch(/Redis is not reachable at redis:\/\/127\.0\.0\.1:\d+/);
   });
 
-  it('refuses to listen beyond loopback without an API key (exit 2)', async () => {
-    const r = await runCli(['serve', '--server', 'http://127.0.0.1:1', '--host', '0.0.0.0', '--port', '0', '--store', 'memory:']);
+  it('refuses to listen beyond loopback without an API key (exit 2), before creating the default ./data store', async () => {
+    const cwd = await mkdtemp(join(dir, 'expose-'));
+    const r = await runCli(['serve', '--server', 'http://127.0.0.1:1', '--host', '0.0.0.0', '--port', '0'], { cwd });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('without an API key');
+    expect(existsSync(join(cwd, 'data'))).toBe(false);
+  });
+
+  it('exits 1 naming the store when PostgreSQL does not answer or the SQLite path is unusable', async () => {
+    const pg = await runCli(['serve', '--server', 'http://127.0.0.1:1', '--port', '0', '--store', `postgres://cg:secret@127.0.0.1:${await closedPort()}/db`]);
+    expect(pg.code).toBe(1);
+    expect(pg.stderr).toMatch(/^comfyguard serve: store postgres:\/\/cg:\*\*\*@127\.0\.0\.1:\d+\/db: .*unreachable/m);
+    expect(pg.stderr).not.toContain('secret');
+    const lite = await runCli(['serve', '--server', 'http://127.0.0.1:1', '--port', '0', '--store', 'sqlite:/proc/x/cg.db'], { timeoutMs: 30_000 });
+    expect(lite.code).toBe(1);
+    expect(lite.stderr).toContain('comfyguard serve: store sqlite:/proc/x/cg.db: cannot create the folder /proc/x');
+  });
+
+  it('a taken --port is an error naming the port (serve and demo)', async () => {
+    const s = await sim();
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const serve = await runCli(['serve', '--server', s.url, '--port', String(port), '--store', 'memory:']);
+      expect(serve.code).toBe(1);
+      expect(serve.stderr).toContain(`comfyguard serve: port ${port} on 127.0.0.1 is already in use`);
+      const demo = await runCli(['demo', '--port', String(port), '--jobs', '1', '--once']);
+      expect(demo.code).toBe(1);
+      expect(demo.stderr).toContain(`comfyguard demo: port ${port} on 127.0.0.1 is already in use`);
+      expect(demo.stdout).not.toContain('running at');
+    } finally {
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
   });
 });
 
@@ -252,6 +349,24 @@ describe('comfyguard demo', () => {
     expect(r.stdout).toMatch(/comfyguard demo is running at http:\/\/127\.0\.0\.1:\d+/);
     expect(r.stdout.match(/^#\d .* submitted/gm)).toHaveLength(3);
     expect(r.stdout).toMatch(/demo finished: 3 job\(s\) done; GET \S+\/api\/health -> 200/);
+    expect(r.stdout).toMatch(/^summary: 3 jobs finished: 3 completed/m);
+  });
+
+  it('with faults, tells one readable line per event: no JSON, stack traces or HTML on either stream', async () => {
+    const r = await runCli(['demo', '--once', '--jobs', '6', '--port', '0', '--interval', '20', '--step-ms', '2', '--faults', 'oom=0.3,http503=0.2,ws_drop=0.2', '--log-level', 'info'], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => l.trim() !== '');
+    for (const l of lines) {
+      expect(l).not.toMatch(/^\s*\{/);
+      expect(l).not.toMatch(/^\s+at \S+ \(|<html|<body|<\/?h1>/i);
+    }
+    // Attempts: "attempt N" is the N-th submission; every step says what failed and what is tried.
+    for (const m of r.stdout.matchAll(/^ {2}#\d+ \S+: attempt (\d+) on \S+ failed with (\w+) -> (\w+)/gm)) expect(Number(m[1])).toBeGreaterThanOrEqual(1);
+    expect(r.stdout).not.toMatch(/\[recovery: .* x/);
+    expect(r.stdout).toMatch(/^ {2}#6 bad-sampler: failed in [\d.]+ s on \S+ after 1 attempt: COMFYUI_INVALID_PARAMETERS: .*"euler_typo" is not allowed/m);
+    // The missing checkpoint's step names what it did.
+    expect(r.stdout).toMatch(/#4 sd15-missing-model: no server can run it as is \(COMFYUI_MODEL_MISSING\) -> switch_model/);
+    expect(r.stdout).toMatch(/^summary: 6 jobs finished: \d+ completed/m);
   });
 
   it('serves the dashboard while running and stops cleanly on Ctrl-C', async () => {
@@ -266,5 +381,6 @@ describe('comfyguard demo', () => {
     p.child.kill('SIGINT');
     expect(await p.exited).toEqual({ code: 0, signal: null });
     expect(p.stdout).toContain('stopping the demo');
+    expect(p.stdout).toMatch(/^summary: 2 jobs finished: \d+ completed/m);
   });
 });

@@ -56,9 +56,69 @@ describe('comfyguard sim', () => {
     expect(stderr).toContain(message);
   });
 
-  it('exits non-zero on a bad flag when run as a program', async () => {
+  it('exits 2 (bad usage) on a bad flag when run as a program', async () => {
     const { out, exited } = run(['--faults', 'boom=1']);
-    expect(await exited).toBe(1);
+    expect(await exited).toBe(2);
     expect(out.stderr).toContain("option '--faults <spec>' argument 'boom=1' is invalid. \"boom=1\": unknown fault kind \"boom\"");
+  });
+});
+
+async function started(args: string[]) {
+  const r = run(['--port', '0', '--step-ms', '0', ...args]);
+  await waitUntil(() => /listening on http:\/\/\S+/.test(r.out.stdout) || r.out.code !== undefined, 'the URL', 30_000);
+  const url = /listening on (http:\/\/\S+)/.exec(r.out.stdout)?.[1];
+  if (!url) throw new Error(`no URL\nstdout: ${r.out.stdout}\nstderr: ${r.out.stderr}`);
+  return { ...r, url };
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    return (await fetch(`${url}/system_stats`)).ok;
+  } catch {
+    return false;
+  }
+}
+
+describe('comfyguard sim survives its own faults', () => {
+  it('a taken --port is an error naming the port, without a listener-leak warning', async () => {
+    const first = await started([]);
+    const port = new URL(first.url).port;
+    const second = run(['--port', port]);
+    expect(await second.exited).toBe(1);
+    expect(second.out.stderr).toContain(`comfyguard sim: port ${port} on 127.0.0.1 is already in use`);
+    expect(second.out.stderr).not.toContain('MaxListenersExceededWarning');
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+  });
+
+  it('comes back after POST /_sim/crash, on the same port, and still stops on SIGTERM', async () => {
+    const sim = await started(['--crash-downtime-ms', '300']);
+    expect((await fetch(`${sim.url}/_sim/crash`, { method: 'POST' })).status).toBe(200);
+    await waitUntil(async () => !(await answers(sim.url)), 'the crash to close the port', 15_000);
+    await waitUntil(() => answers(sim.url), 'the simulator to come back', 15_000);
+    expect(sim.out.code).toBeUndefined();
+    sim.child.kill('SIGTERM');
+    expect(await sim.exited).toBe(0);
+  });
+
+  it('comes back after a crash=1 fault fired by a prompt', async () => {
+    const sim = await started(['--faults', 'crash=1', '--crash-downtime-ms', '300']);
+    const prompt = { '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } }, '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'x' } } };
+    await fetch(`${sim.url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt }) }).catch(() => undefined);
+    await waitUntil(async () => ((await (await fetch(`${sim.url}/_sim/stats`).catch(() => null))?.json().catch(() => null)) as { faults?: Record<string, number> } | null)?.faults?.crash === 1, 'the crash to be counted', 15_000);
+    expect(sim.out.code).toBeUndefined();
+    sim.child.kill('SIGTERM');
+    expect(await sim.exited).toBe(0);
+  });
+
+  it('keeps running while a refuse fault closes its port, and listens again', async () => {
+    const sim = await started([]);
+    const set = await fetch(`${sim.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ faults: 'refuse=0.5' }) });
+    expect(set.status).toBe(200);
+    await waitUntil(async () => !(await answers(sim.url)), 'a refused connection', 15_000);
+    await waitUntil(() => answers(sim.url), 'the port to open again', 15_000);
+    expect(sim.out.code).toBeUndefined();
+    sim.child.kill('SIGTERM');
+    expect(await sim.exited).toBe(0);
   });
 });

@@ -44,6 +44,23 @@ describe('classifyStream', () => {
     expect(r.output[3]).toMatchObject({ id: 'ok2', code: 'COMFYUI_WORKFLOW_ERROR' });
   });
 
+  it('classifies pasted plain text (a traceback) as one message, with its message and hint', async () => {
+    const r = await collect([
+      'Traceback (most recent call last):',
+      '  File "/ComfyUI/execution.py", line 496, in execute',
+      'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 6.00 GiB',
+    ]);
+    expect(r).toMatchObject({ lines: 1, bad: 0 });
+    expect(r.output).toHaveLength(1);
+    expect(r.output[0]).toMatchObject({ id: 'text', code: 'COMFYUI_OOM', category: 'recoverable', retryable: true });
+    expect(String(r.output[0]?.hint)).not.toBe('');
+  });
+
+  it('tells what a line should look like when a JSON Lines line is bad', async () => {
+    const r = await collect(['{"id":"ok","message":"No space left on device"}', 'CUDA out of memory']);
+    expect(String(r.output[1]?.error)).toContain('expected one JSON object per line, e.g. {"id":"1"');
+  });
+
   it('uses custom rules and prints rule, message and hint when verbose', async () => {
     const rules = compileRules([{ id: 'acme.busy', code: 'COMFYUI_OVERLOADED', when: { message: ['acme backlog'] } }]);
     const r = await collect(['{"id":"x","message":"ACME backlog is 400 jobs"}'], { rules, verbose: true });

@@ -1,7 +1,9 @@
 /**
  * `comfyguard demo`: two simulated ComfyUI servers (a big GPU, and a small one with realistic
  * faults), the HTTP service and dashboard over them, and a stream of sample jobs, so a newcomer
- * watches recovery happen. Memory store by default: a demo leaves nothing behind. Ctrl-C stops it.
+ * watches recovery happen: one readable line per event, a summary when it stops. Memory store by
+ * default: a demo leaves nothing behind. Port 8080 unless named (a free one if 8080 is taken);
+ * a port named with --port that is taken is an error. Ctrl-C stops it.
  */
 import type { Command } from 'commander';
 import type { JobRecord } from '../../jobs/types.js';
@@ -9,11 +11,15 @@ import { startSimulator, type Simulator } from '../../sim/index.js';
 import { addConfigOptions, resolveConfig, type SettingKey } from '../config.js';
 import { sampleJob } from '../demo/samples.js';
 import { createCliLogger } from '../logger.js';
-import { describeChanges } from '../run/render.js';
+import { attemptOrdinal, describeChanges } from '../run/render.js';
 import { startStack, type RunningStack } from '../stack.js';
+import { describeTally, SessionTally } from '../tally.js';
 import { UsageError, withUsage } from '../usage.js';
 
-const KEYS: readonly SettingKey[] = ['host', 'port', 'store', 'apiKey', 'logLevel'];
+const KEYS: readonly SettingKey[] = ['host', 'port', 'store', 'apiKey', 'logLevel', 'logFormat'];
+
+/** The demo's own defaults, as `demo --help` shows them. */
+const DEMO_DEFAULTS = { store: 'memory:', logLevel: 'warn' } as const;
 
 /** Faults of the small GPU: a few percent of OOMs, dropped sockets, 503s and stalls. */
 export const DEMO_FAULTS = 'oom=0.05,ws_drop=0.05,http503=0.02,stall=0.01';
@@ -35,17 +41,20 @@ function int(raw: string | undefined, flag: string, min: number, dflt: number): 
 }
 
 async function demo(flags: DemoFlags): Promise<void> {
-  const cfg = resolveConfig({ flags, keys: KEYS, defaults: { store: 'memory:', logLevel: 'warn' } });
+  const cfg = resolveConfig({ flags, keys: KEYS, defaults: DEMO_DEFAULTS });
+  // Only the default port may move when taken; one the user named is theirs.
+  const portNamed = flags.port !== undefined || (process.env.COMFYGUARD_PORT ?? '') !== '';
   const jobLimit = flags.jobs === undefined ? Infinity : int(flags.jobs, '--jobs', 1, 0);
   if (flags.once && jobLimit === Infinity) throw new UsageError('--once needs --jobs N (how many jobs to run before stopping)');
   const intervalMs = int(flags.interval, '--interval', 0, 2_000);
   const stepMs = int(flags.stepMs, '--step-ms', 0, 40);
   const seed = int(flags.seed, '--seed', 0, 7);
-  const logger = createCliLogger(cfg.logLevel, 'comfyguard-demo');
+  const logger = createCliLogger(cfg.logLevel, 'comfyguard-demo', cfg.logFormat);
   const out = (s: string) => process.stdout.write(`${s}\n`);
 
   const sims: Simulator[] = [];
   let stack: RunningStack | null = null;
+  let tally: SessionTally | null = null;
   const stop = new AbortController();
   let signals = 0;
   const onSignal = () => {
@@ -77,9 +86,11 @@ async function demo(flags: DemoFlags): Promise<void> {
       errorSpike: { threshold: 10, windowMs: 60_000 },
       logger,
       logAnalytics: false,
-      fallbackPort: true,
+      fallbackPort: !portNamed,
     });
     const { guard, url } = stack;
+    tally = new SessionTally(guard);
+    if (stack.movedFromPort !== null) out(`port ${stack.movedFromPort} is taken: the demo listens on a free port instead (name one with --port)`);
     out(`comfyguard demo is running at ${url}`);
     out(`  dashboard  ${url}/`);
     out(`  API docs   ${url}/docs`);
@@ -91,23 +102,40 @@ async function demo(flags: DemoFlags): Promise<void> {
     const finished = new Set<string>();
     // Recovery steps already told (an event can repeat when a step is re-recorded).
     const told = new Set<string>();
+    // Lines of one job are written in event order even though a recovery line looks the job up.
+    const lines = new Map<string, Promise<void>>();
+    const say = (jobId: string, line: () => Promise<string | null> | string | null) => {
+      const next = (lines.get(jobId) ?? Promise.resolve()).then(line).then((l) => {
+        if (l !== null) out(l);
+      }, () => undefined);
+      lines.set(jobId, next);
+      return next;
+    };
     let allDone: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (allDone = resolve));
     const off = guard.onEvent((e) => {
+      if (e.type === 'pool') return;
+      const j = mine.get(e.jobId);
+      if (!j) return;
       if (e.type === 'recovery') {
-        const j = mine.get(e.jobId);
         const key = `${e.jobId}:${e.step.attempt}:${e.step.strategy}`;
         if (told.has(key)) return;
         told.add(key);
-        if (j) out(`  #${j.n} ${j.name}: ${e.step.code} on attempt ${e.step.attempt} -> ${e.step.strategy}${describeChanges(e.step.changes)}`);
+        void say(e.jobId, async () => {
+          const job = await guard.get(e.jobId);
+          const n = job ? attemptOrdinal(job, e.step.attempt) : null;
+          const server = job?.attempts.find((a) => a.number === e.step.attempt)?.server;
+          const what = n === null ? `no server can run it as is (${e.step.code})` : `attempt ${n}${server ? ` on ${server}` : ''} failed with ${e.step.code}`;
+          return `  #${j.n} ${j.name}: ${what} -> ${e.step.strategy}${describeChanges(e.step.changes)}`;
+        });
         return;
       }
       if (e.type !== 'state' || !['completed', 'failed', 'timed_out', 'cancelled'].includes(e.to)) return;
-      const j = mine.get(e.jobId);
-      if (!j || finished.has(e.jobId)) return;
+      if (finished.has(e.jobId)) return;
       finished.add(e.jobId);
-      out(`  #${j.n} ${j.name}: ${summarize(e.job)}`);
-      if (finished.size >= jobLimit) allDone();
+      void say(e.jobId, () => `  #${j.n} ${j.name}: ${summarize(e.job)}`).then(() => {
+        if (finished.size >= jobLimit) allDone();
+      });
     });
 
     try {
@@ -136,6 +164,8 @@ async function demo(flags: DemoFlags): Promise<void> {
       off();
     }
   } finally {
+    if (tally) out(`summary: ${describeTally(tally.counts())}`);
+    tally?.stop();
     await stack?.close();
     await Promise.all(sims.map((s) => s.close()));
     process.off('SIGINT', onSignal);
@@ -143,13 +173,21 @@ async function demo(flags: DemoFlags): Promise<void> {
   }
 }
 
-function summarize(job: JobRecord): string {
+/** The final line of a job: outcome, time, server, attempts, and for a failure its code and message. */
+export function summarize(job: JobRecord): string {
   const secs = (((job.endedAt ?? job.updatedAt) - job.createdAt) / 1000).toFixed(1);
   const where = job.attempts.at(-1)?.server;
-  const story = job.recoveryHistory.map((s) => `${s.strategy}${s.success === true ? ' ok' : s.success === false ? ' x' : ''}`).join(', ');
-  const head = `${job.status} in ${secs} s${where ? ` on ${where}` : ''} after ${job.attempts.length} attempt(s)`;
-  const err = job.status !== 'completed' && job.error ? `: ${job.error.code}: ${job.error.message}` : '';
-  return `${head}${story ? ` [recovery: ${story}]` : ''}${err}`;
+  const n = job.attempts.length;
+  const head = `${job.status.replace('_', ' ')} in ${secs} s${where ? ` on ${where}` : ''} after ${n} attempt${n === 1 ? '' : 's'}`;
+  const steps = job.recoveryHistory.length;
+  const recovered = job.status === 'completed' && steps > 0 ? ` (recovered in ${steps} step${steps === 1 ? '' : 's'}: ${job.recoveryHistory.map((s) => s.strategy).join(', ')})` : '';
+  const err = job.status !== 'completed' && job.error ? `: ${job.error.code}: ${oneLine(job.error.message)}` : '';
+  return `${head}${recovered}${err}`;
+}
+
+function oneLine(s: string): string {
+  const line = s.split('\n')[0] ?? '';
+  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {
@@ -176,13 +214,13 @@ function aborted(signal: AbortSignal): Promise<void> {
 export function register(program: Command): void {
   const cmd = program
     .command('demo')
-    .description('start two simulated ComfyUI servers (one small GPU with faults), the service and a stream of sample jobs')
+    .description('start two simulated ComfyUI servers (one small GPU with faults, both on free ports), the service and a stream of sample jobs; in-memory store, nothing is left behind')
     .option('--jobs <n>', 'stop submitting after n jobs (default: keep going)')
     .option('--once', 'exit when the --jobs have finished (after checking the service answers)')
     .option('--interval <ms>', 'pause between submissions', '2000')
     .option('--step-ms <ms>', 'simulated time per sampler step', '40')
     .option('--faults <spec>', `faults of the small GPU, e.g. "oom=0.1" or "" for none (default: ${DEMO_FAULTS})`)
     .option('--seed <n>', 'seed of the simulated faults', '7');
-  addConfigOptions(cmd, KEYS);
+  addConfigOptions(cmd, KEYS, { store: '"memory:"', logLevel: '"warn"', port: '8080 (a free port if 8080 is taken)' });
   cmd.action(withUsage('demo', demo));
 }

@@ -1,28 +1,39 @@
 /**
  * `comfyguard run WORKFLOW.json`: runs one job through an in-process guard (memory store), shows
- * live progress, tells the recovery story, prints (and optionally downloads) the outputs.
- * Exit 0 completed, 1 failed / timed out / cancelled, 2 bad usage.
+ * live progress, tells the recovery story, and saves the outputs (to `--out`, else the current
+ * folder; `--no-save` only prints where they are). When no server answers within `--server-wait`
+ * it stops with COMFYUI_CONNECTION_ERROR, what each server said, and a hint.
+ * Exit 0 completed, 1 failed / timed out / cancelled / no server, 2 bad usage.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, join, resolve, sep } from 'node:path';
+import { basename, extname, join, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
 import { createGuard } from '../../jobs/guard.js';
 import type { Guard } from '../../jobs/guard-api.js';
 import type { JobRecord, OutputRef } from '../../jobs/types.js';
-import { addConfigOptions, requireServers, resolveConfig, type SettingKey } from '../config.js';
+import { addConfigOptions, parseDuration, requireServers, resolveConfig, type SettingKey } from '../config.js';
 import { createCliLogger } from '../logger.js';
 import { parseParams, readWorkflowFile } from '../run/input.js';
-import { ProgressView, recoveryStory } from '../run/render.js';
+import { attemptOrdinal, ProgressView, recoveryStory } from '../run/render.js';
 import { UsageError, withUsage } from '../usage.js';
 
-const KEYS: readonly SettingKey[] = ['servers', 'maxRetries', 'requestTimeoutMs', 'generationTimeoutMs', 'jobTimeoutMs', 'stallTimeoutMs', 'logLevel'];
+const KEYS: readonly SettingKey[] = ['servers', 'maxRetries', 'requestTimeoutMs', 'generationTimeoutMs', 'jobTimeoutMs', 'stallTimeoutMs', 'logLevel', 'logFormat'];
 
 interface RunFlags extends Record<string, unknown> {
   param?: string[];
   out?: string;
+  save?: boolean;
   priority?: string;
   json?: boolean;
+  serverWait?: string;
 }
+
+/** How long `run` waits for a server that does not answer (a cold ComfyUI loads for a while). */
+const DEFAULT_SERVER_WAIT_MS = 30_000;
+
+/** What `run` says when no server answered: ComfyUI's most common first-run causes. */
+export const NO_SERVER_HINT =
+  'Is ComfyUI running? Check the URL and port (ComfyUI listens on 8188 by default); if comfyguard runs on another machine or in a container, start ComfyUI with --listen 0.0.0.0. `comfyguard doctor --server URL` checks a server; --server-wait 2m waits longer for one that is still booting.';
 
 async function run(workflowPath: string, flags: RunFlags): Promise<void> {
   const workflow = await readWorkflowFile(workflowPath);
@@ -30,9 +41,10 @@ async function run(workflowPath: string, flags: RunFlags): Promise<void> {
   const priority = flags.priority === undefined ? undefined : Number(flags.priority);
   if (priority !== undefined && !Number.isInteger(priority)) throw new UsageError(`--priority: expected an integer, got ${JSON.stringify(flags.priority)}`);
   const cfg = resolveConfig({ flags, keys: KEYS, defaults: { logLevel: 'warn' } });
+  const serverWaitMs = flags.serverWait === undefined ? DEFAULT_SERVER_WAIT_MS : parseDuration(flags.serverWait, '--server-wait');
   const servers = requireServers(cfg);
   const urlOf = new Map(servers.map((u) => [new URL(u).host, u]));
-  const logger = createCliLogger(cfg.logLevel);
+  const logger = createCliLogger(cfg.logLevel, 'comfyguard', cfg.logFormat);
   const guard = await createGuard({
     servers: servers.map((url) => ({ url, name: new URL(url).host })),
     store: 'memory:',
@@ -54,22 +66,35 @@ async function run(workflowPath: string, flags: RunFlags): Promise<void> {
       throw asUsageError(err, workflowPath);
     });
     jobId = id;
-    const view = new ProgressView((s) => process.stderr.write(s), process.stderr.isTTY === true);
+    const view = new ProgressView((s) => process.stderr.write(s), process.stderr.isTTY === true, { workflow });
+    const watchdog = new ServerWatchdog(guard, id, serverWaitMs, (s) => view.note(s));
     let final: JobRecord | null = null;
     let shownAttempt = 0;
-    for await (const e of guard.progress(id)) {
-      if (e.type === 'progress' && e.attempt !== shownAttempt) {
-        shownAttempt = e.attempt;
-        const job = await guard.get(id);
-        view.attempt(e.attempt, job?.attempts.find((a) => a.number === e.attempt)?.server ?? null);
+    try {
+      for await (const e of guard.progress(id)) {
+        if ((e.type === 'attempt_started' || e.type === 'progress') && e.attempt !== shownAttempt) {
+          shownAttempt = e.attempt;
+          const job = await guard.get(id);
+          const server = e.type === 'attempt_started' ? e.server : (job?.attempts.find((a) => a.number === e.attempt)?.server ?? null);
+          // Attempt N is the N-th submission, whatever number the record carries.
+          view.attempt(job ? (attemptOrdinal(job, e.attempt) ?? job.attempts.length) : e.attempt, server);
+        }
+        view.event(e);
+        if (e.type === 'state' && ['completed', 'failed', 'timed_out', 'cancelled'].includes(e.to)) final = e.job;
       }
-      view.event(e);
-      if (e.type === 'state' && ['completed', 'failed', 'timed_out', 'cancelled'].includes(e.to)) final = e.job;
+    } finally {
+      watchdog.stop();
     }
     view.done();
     final ??= await guard.get(id);
     if (!final) throw new Error(`job ${id} disappeared from the in-memory store`);
-    const saved = flags.out && final.status === 'completed' ? await download(guard, final.outputs, flags.out) : [];
+    if (watchdog.gaveUp) {
+      noServer(watchdog.gaveUp, serverWaitMs, flags.json === true, final);
+      process.exitCode = 1;
+      return;
+    }
+    const saveTo = flags.save === false ? null : (flags.out ?? '.');
+    const saved = saveTo !== null && final.status === 'completed' ? await download(guard, final.outputs, saveTo) : [];
     if (flags.json) process.stdout.write(`${JSON.stringify(summary(final, saved), null, 2)}\n`);
     else report(final, saved);
     process.exitCode = final.status === 'completed' ? 0 : 1;
@@ -89,10 +114,14 @@ function report(job: JobRecord, saved: string[]): void {
   }
   if (job.degraded) out(`note: ran with degraded quality (level ${job.degraded.level}, factor ${job.degraded.factor})`);
   if (job.status === 'completed') {
-    out(`completed in ${secs.toFixed(1)} s after ${job.attempts.length} attempt${job.attempts.length === 1 ? '' : 's'} (job ${job.id})`);
-    out(job.outputs.length === 0 ? 'no output files' : 'outputs:');
-    for (const o of job.outputs) out(`  ${o.url}  (node ${o.node}, ${o.server})`);
-    for (const p of saved) out(`  saved ${p}`);
+    const server = job.attempts.at(-1)?.server;
+    out(`completed in ${secs.toFixed(1)} s after ${job.attempts.length} attempt${job.attempts.length === 1 ? '' : 's'}${server ? ` on ${server}` : ''} (job ${job.id})`);
+    if (job.outputs.length === 0) out('no output files');
+    else if (saved.length > 0) for (const p of saved) out(`saved ${p}`);
+    else {
+      out('outputs:');
+      for (const o of job.outputs) out(`  ${o.url}  (node ${o.node}, ${o.server})`);
+    }
     return;
   }
   const err = job.error;
@@ -116,7 +145,10 @@ function summary(job: JobRecord, saved: string[]) {
   };
 }
 
-/** Downloads every output into `dir` (subfolders kept, nothing written outside `dir`). */
+/**
+ * Downloads every output into `dir` (subfolders kept, nothing written outside `dir`). An existing
+ * file is never overwritten: the new one gets a numbered name (`x_00001_-1.png`).
+ */
 async function download(guard: Guard, outputs: OutputRef[], dir: string): Promise<string[]> {
   const root = resolve(dir);
   const saved: string[] = [];
@@ -126,10 +158,73 @@ async function download(guard: Guard, outputs: OutputRef[], dir: string): Promis
     if (!target.startsWith(root + sep)) continue;
     const file = await guard.fetchOutput(o.server, { filename: o.filename, subfolder: o.subfolder, type: o.type });
     await mkdir(join(root, ...sub), { recursive: true });
-    await writeFile(target, file.data);
-    saved.push(target);
+    saved.push(await writeNew(target, file.data));
   }
   return saved;
+}
+
+async function writeNew(target: string, data: Uint8Array): Promise<string> {
+  const ext = extname(target);
+  const stem = target.slice(0, target.length - ext.length);
+  for (let n = 0; ; n++) {
+    const path = n === 0 ? target : `${stem}-${n}${ext}`;
+    try {
+      await writeFile(path, data, { flag: 'wx' });
+      return path;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EEXIST' || n >= 999) throw err;
+    }
+  }
+}
+
+/**
+ * Gives up on a job that could not reach any server within `waitMs`: it tells once that it is
+ * waiting (and for what), and when the time is up with no submission made and no server healthy,
+ * cancels the job and keeps what each server last said.
+ */
+class ServerWatchdog {
+  gaveUp: Array<{ url: string; error: string | null }> | null = null;
+  readonly #timers: Array<ReturnType<typeof setTimeout>> = [];
+
+  constructor(guard: Guard, jobId: string, waitMs: number, note: (s: string) => void) {
+    const down = async () => {
+      const job = await guard.get(jobId);
+      if (!job || job.attempts.length > 0 || ['completed', 'failed', 'timed_out', 'cancelled'].includes(job.status)) return null;
+      const servers = await guard.servers();
+      return servers.some((s) => s.healthy) ? null : servers;
+    };
+    // A first word early, so a user is not left looking at nothing while the guard retries.
+    this.#timers.push(
+      setTimeout(() => {
+        void down().then((servers) => {
+          if (servers) note(`waiting for a ComfyUI server (up to ${Math.round(waitMs / 1000)} s): ${servers.map((s) => `${s.url}: ${s.lastError ?? 'no answer yet'}`).join('; ')}`);
+        });
+      }, Math.min(2_000, waitMs / 2)),
+      setTimeout(() => {
+        void down().then((servers) => {
+          if (!servers) return;
+          this.gaveUp = servers.map((s) => ({ url: s.url, error: s.lastError }));
+          return guard.cancel(jobId);
+        }).catch(() => undefined);
+      }, waitMs),
+    );
+  }
+
+  stop(): void {
+    for (const t of this.#timers) clearTimeout(t);
+  }
+}
+
+/** The report of a run that found no server. */
+function noServer(servers: Array<{ url: string; error: string | null }>, waitMs: number, json: boolean, job: JobRecord): void {
+  const message = `No ComfyUI server answered within ${Math.round(waitMs / 1000)} s.`;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...summary(job, []), status: 'failed', error: { code: 'COMFYUI_CONNECTION_ERROR', category: 'transient', message, hint: NO_SERVER_HINT, servers } }, null, 2)}\n`);
+    return;
+  }
+  process.stderr.write(`comfyguard run: job failed with COMFYUI_CONNECTION_ERROR: ${message}\n`);
+  for (const s of servers) process.stderr.write(`  ${s.url}: ${s.error ?? 'no answer'}\n`);
+  process.stderr.write(`  hint: ${NO_SERVER_HINT}\n`);
 }
 
 function viewUrl(base: string, f: { filename: string; subfolder: string; type: string }): string {
@@ -168,9 +263,11 @@ export function register(program: Command): void {
     .description('run one workflow with retries and recovery, show progress, print where the outputs are')
     .argument('<workflow.json>', 'workflow in ComfyUI API format ("Save (API)")')
     .option('--param <key=value>', 'set a named parameter (width, height, steps, seed, prompt, ckpt_name, ...); repeatable', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
-    .option('--out <dir>', 'download the outputs into this folder')
+    .option('--out <dir>', 'save the outputs into this folder (default: the current folder)')
+    .option('--no-save', 'do not download the outputs; print where they are on the server')
+    .option('--server-wait <ms>', `how long to wait for a server that does not answer (30s, 2m; default ${DEFAULT_SERVER_WAIT_MS / 1000}s)`)
     .option('--priority <n>', 'job priority (higher runs first)')
     .option('--json', 'print the result as JSON');
-  addConfigOptions(cmd, KEYS);
+  addConfigOptions(cmd, KEYS, { logLevel: '"warn"' });
   cmd.action(withUsage('run', run));
 }

@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { BullMqDispatcher } from '../../queue/bullmq.js';
 import { addConfigOptions, requireServers, resolveConfig, SETTINGS, type CliConfig, type SettingKey } from '../config.js';
 import { createCliLogger } from '../logger.js';
-import { startStack, type RunningStack } from '../stack.js';
+import { redactStore, startStack, type RunningStack } from '../stack.js';
+import { describeTally, SessionTally } from '../tally.js';
 import { withUsage } from '../usage.js';
 
 const KEYS: readonly SettingKey[] = SETTINGS.map((s) => s.key);
@@ -65,7 +66,7 @@ export function untilSignal(logger: { warn(o: object, m: string): void }): Promi
 
 async function serve(flags: Record<string, unknown>): Promise<void> {
   const cfg = resolveConfig({ flags, keys: KEYS });
-  const logger = createCliLogger(cfg.logLevel);
+  const logger = createCliLogger(cfg.logLevel, 'comfyguard', cfg.logFormat);
   const guardOptions = guardOptionsOf(cfg);
   let stack: RunningStack;
   try {
@@ -86,16 +87,16 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
     throw err;
   }
   const stopping = untilSignal(logger);
+  const tally = new SessionTally(stack.guard);
   logger.info({ url: stack.url, servers: guardOptions.servers, store: redactStore(cfg.store), queue: cfg.queue === 'memory' ? 'memory' : 'bullmq' }, 'comfyguard is serving');
   process.stdout.write(`comfyguard listening on ${stack.url}\n  dashboard  ${stack.url}/\n  API docs   ${stack.url}/docs\n${cfg.metrics ? `  metrics    ${stack.url}/metrics\n` : ''}`);
   const sig = await stopping;
   logger.info({ signal: sig }, 'shutting down: draining jobs');
   await stack.close();
-  logger.info({}, 'stopped');
-}
-
-function redactStore(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  tally.stop();
+  const counts = tally.counts();
+  logger.info({ ...counts }, `stopped; ${describeTally(counts)}`);
+  process.stdout.write(`comfyguard stopped: ${describeTally(counts)}\n`);
 }
 
 /** Registers `serve`. */

@@ -3,7 +3,7 @@
  * validated when parsed, so a bad value exits non-zero with a message naming the flag.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { SimConfigError, parseFaultSpec, parseModelsSpec, parseSize, startSimulator, type SimulatorOptions } from '../../sim/index.js';
+import { PortInUseError, SimConfigError, parseFaultSpec, parseModelsSpec, parseSize, startSimulator, type SimulatorOptions } from '../../sim/index.js';
 
 function integer(min: number, max: number) {
   return (value: string): number => {
@@ -85,12 +85,24 @@ export function register(program: Command): void {
     .option('--slow-ms <ms>', 'delay added by the slow fault', nonNegativeNumber)
     .option('--previews', 'send sampler previews (like --preview-method auto)')
     .action(async (flags: Record<string, unknown>) => {
-      const sim = await startSimulator(simOptionsFromFlags(flags));
+      let sim;
+      try {
+        sim = await startSimulator(simOptionsFromFlags(flags));
+      } catch (err) {
+        if (!(err instanceof PortInUseError)) throw err;
+        process.stderr.write(`comfyguard sim: port ${err.port} on ${err.host} is already in use (another ComfyUI or simulator?); choose another with --port, or --port 0 for a free one\n`);
+        process.exitCode = 1;
+        return;
+      }
       const stopping = waitForSignal();
+      // A server runs until it is told to stop: while a crash or refuse fault keeps the port
+      // closed nothing else holds the event loop, and the process must not end in silence.
+      const keepAlive = setInterval(() => undefined, 2 ** 30);
       process.stdout.write(
         `ComfyUI simulator "${sim.name}" listening on ${sim.url}\n  faults  ${sim.getFaults() || '(none)'}\n  stats   ${sim.url}/_sim/stats\n`,
       );
       await stopping;
+      clearInterval(keepAlive);
       await sim.close();
       process.stdout.write('simulator stopped\n');
     });

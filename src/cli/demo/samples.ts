@@ -51,7 +51,7 @@ export function sampleJob(i: number): SampleJob {
   const samples: SampleJob[] = [
     {
       name: 'sd15-portrait',
-      expect: 'completes (512x512, fits any GPU)',
+      expect: 'completes (512x768, fits any GPU)',
       workflow: txt2img({ ckpt: SD15, width: 512, height: 768, batch: 1, steps: 20, seed, prompt: 'portrait of a lighthouse keeper, oil painting' }),
     },
     {
@@ -61,7 +61,7 @@ export function sampleJob(i: number): SampleJob {
     },
     {
       name: 'sdxl-batch8',
-      expect: 'too big for the 6 GiB GPU: out-of-memory recovery (free VRAM, fail over, tile the VAE, smaller batch)',
+      expect: 'needs the 24 GiB GPU: runs there, or on the 6 GiB one runs out of memory, frees VRAM and fails over',
       workflow: txt2img({ ckpt: SDXL, width: 1024, height: 1024, batch: 8, steps: 20, seed, prompt: 'product shots of a ceramic teapot' }),
       options: { maxRetries: 8 },
     },
@@ -73,7 +73,7 @@ export function sampleJob(i: number): SampleJob {
     },
     {
       name: 'sd15-batch8-large',
-      expect: 'decodes only with a tiled VAE on the small GPU',
+      expect: 'too big for the 6 GiB GPU: there it runs out of memory, frees VRAM, then fails over to the 24 GiB one',
       workflow: txt2img({ ckpt: SD15, width: 1024, height: 1024, batch: 8, steps: 15, seed, prompt: 'isometric city blocks, pastel' }),
       options: { maxRetries: 8 },
     },

@@ -8,6 +8,15 @@ export type Severity = 'error' | 'warning';
 export interface Problem {
   severity: Severity;
   message: string;
+  /** What to check or do about it, when there is a usual cause. */
+  hint?: string;
+}
+
+/** A server that did not answer `--wait`'s probes: booting (a proxy answers 5xx) or unreachable, since when. */
+export interface DownInfo {
+  state: 'booting' | 'unreachable';
+  since: number;
+  probes: number;
 }
 
 /** `unusable`: no job can run; `degraded`: jobs run but something will hurt; `ok`: nothing found. */
@@ -30,6 +39,8 @@ export interface ServerReport {
   queue: { running: number; pending: number } | null;
   websocket: boolean | null;
   features: { clientPromptId: boolean; partialTargets: boolean; scopedInterrupt: boolean };
+  /** Still down after the probes of `--wait` (null when it answered, or with one probe only). */
+  down: DownInfo | null;
 }
 
 /** Nodes of the stock text-to-image graph; a server without them cannot run the usual workflows. */
@@ -38,16 +49,19 @@ const LOW_VRAM_BYTES = 2 * 2 ** 30;
 const LONG_QUEUE = 20;
 
 /** The verdict and problems of one server. */
-export function assessServer(p: ServerProbe): ServerReport {
+export function assessServer(p: ServerProbe, down: DownInfo | null = null): ServerReport {
   const problems: Problem[] = [];
-  const error = (message: string) => problems.push({ severity: 'error', message });
+  const error = (message: string, hint?: string) => problems.push({ severity: 'error', message, ...(hint ? { hint } : {}) });
   const warn = (message: string) => problems.push({ severity: 'warning', message });
 
   const stats = p.systemStats.ok ? p.systemStats.value : null;
   if (!p.systemStats.ok) {
     const s = p.systemStats.status;
     if (s === 401 || s === 403) error(`the server refused us (HTTP ${s}): check the auth token, or a proxy's Origin check`);
-    else error(`not reachable: ${p.systemStats.error}`);
+    else {
+      const since = down && down.probes > 1 ? `${down.state} since ${new Date(down.since).toISOString().replace(/\.\d{3}Z$/, 'Z')} (${down.probes} probes): ` : '';
+      error(`${since}not reachable: ${p.systemStats.error}`, unreachableHint(p.url, p.systemStats.error, s));
+    }
   }
   const devices = (stats?.devices ?? []).map((d) => ({ name: d.name, type: d.type, vramTotal: d.vram_total, vramFree: d.vram_free }));
   if (stats) {
@@ -97,6 +111,7 @@ export function assessServer(p: ServerProbe): ServerReport {
       partialTargets: p.capabilities.supportsPartialTargets,
       scopedInterrupt: p.capabilities.supportsScopedInterrupt,
     },
+    down: p.systemStats.ok ? null : down,
   };
 }
 
@@ -121,7 +136,10 @@ export function renderReports(reports: ServerReport[]): string {
       row('features', `client prompt_id ${yn(r.features.clientPromptId)}, partial targets ${yn(r.features.partialTargets)}, scoped interrupt ${yn(r.features.scopedInterrupt)}`);
     }
     if (r.problems.length === 0) out.push('  no problems found');
-    for (const p of r.problems) out.push(`  ${p.severity === 'error' ? 'ERROR' : 'warn '}  ${p.message}`);
+    for (const p of r.problems) {
+      out.push(`  ${p.severity === 'error' ? 'ERROR' : 'warn '}  ${p.message}`);
+      if (p.hint) out.push(`  hint   ${p.hint}`);
+    }
     out.push('');
   }
   const unusable = reports.filter((r) => r.verdict === 'unusable').length;
@@ -131,6 +149,27 @@ export function renderReports(reports: ServerReport[]): string {
       : `${reports.length} server(s) checked: ${unusable} unusable`,
   );
   return `${out.join('\n')}\n`;
+}
+
+/** The usual causes of a server that does not answer, from what the connection said. */
+export function unreachableHint(url: string, error: string, status: number | undefined): string {
+  let where = url;
+  try {
+    const u = new URL(url);
+    where = `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
+  } catch {
+    // Keep the URL as given.
+  }
+  if (/ECONNREFUSED/.test(error)) {
+    return `nothing listens on ${where}. Is ComfyUI running? Is it the right port (ComfyUI's default is 8188)? If ComfyUI runs on another machine or in a container, start it with --listen 0.0.0.0 (and publish the port).`;
+  }
+  if (/ENOTFOUND|EAI_AGAIN/.test(error)) return `the host name in ${url} does not resolve: check the spelling, or use the IP address.`;
+  if (/timed? ?out|ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT/i.test(error)) {
+    return `no answer from ${where} in time: a firewall may drop the connection, the host may be wrong, or ComfyUI is still starting (loading custom nodes takes a while); try again in a minute.`;
+  }
+  if (status !== undefined && status >= 500) return `something answers on ${where} but ComfyUI is not ready (HTTP ${status}): a proxy in front of a ComfyUI that is still booting, or one that crashed; check its log.`;
+  if (status === 404) return `something answers on ${where}, but it is not ComfyUI (no /system_stats): check the port, or the path prefix of a proxy.`;
+  return `check that ComfyUI is running and reachable from here: curl ${url}/system_stats`;
 }
 
 function gib(bytes: number): string {
