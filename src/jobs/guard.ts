@@ -489,8 +489,8 @@ class GuardImpl implements Guard {
     if (this.#o.cleanupIntervalMs <= 0) return;
     const tick = () => {
       void this.cleanup(this.#o.cleanupAfterHours).catch((err: unknown) => this.#o.logger.warn({ err }, 'cleanup failed'));
-      this.#cleanupTimer = this.#o.clock.setTimeout(tick, this.#o.cleanupIntervalMs);
+      this.#cleanupTimer = this.#o.clock.setTimeout(tick, this.#o.cleanupIntervalMs, { background: true });
     };
-    this.#cleanupTimer = this.#o.clock.setTimeout(tick, this.#o.cleanupIntervalMs);
+    this.#cleanupTimer = this.#o.clock.setTimeout(tick, this.#o.cleanupIntervalMs, { background: true });
   }
 }

@@ -125,7 +125,18 @@ export class ServerPicker {
       if (now >= req.deadline) return { kind: 'deadline' };
       waits++;
       const delay = Math.max(WAIT_FLOOR_MS, this.deps.delayMs(Math.min(waits, 6)));
-      await sleep(clock, Math.min(delay, req.deadline - now), req.signal).catch(() => undefined);
+      // Back off; while no eligible server is up at all, start the moment one answers its readiness
+      // probe (a booting pod), instead of at the end of the backoff step.
+      const candidates = pool.names().filter((n) => !exclude.has(n));
+      const noneUp = !pool.state().some((s) => s.healthy && candidates.includes(s.name));
+      const ac = new AbortController();
+      const onAbort = () => ac.abort();
+      req.signal.addEventListener('abort', onAbort, { once: true });
+      const pending: Array<Promise<unknown>> = [sleep(clock, Math.min(delay, req.deadline - now), ac.signal)];
+      if (noneUp && candidates.length > 0) pending.push(pool.whenReady({ names: candidates, signal: ac.signal }));
+      await Promise.race(pending).catch(() => undefined);
+      ac.abort();
+      req.signal.removeEventListener('abort', onAbort);
     }
   }
 }
