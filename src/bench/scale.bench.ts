@@ -13,7 +13,7 @@
  *
  * Sizes come from the environment (defaults in brackets):
  *   SCALE_QUEUE=1000000 [1000000]   SCALE_SUBMIT=100000 [100000]   SCALE_RECOVERY=10000,100000 [10000,100000]
- *   SCALE_STORED=1000000 [1000000]  SCALE_PG=1 [1: measure PostgreSQL]  SCALE_BULLMQ=1 [1]
+ *   SCALE_STORED=1000000 [1000000]  SCALE_PG=1 [1: measure PostgreSQL]  SCALE_BULLMQ=1 [1]  SCALE_BULLMQ_MAX=100000 [100000]
  * The full 1M run: SCALE_SUBMIT=1000000 SCALE_RECOVERY=10000,100000,1000000 NODE_OPTIONS=--max-old-space-size=8192 npm run bench -- scale
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -43,6 +43,7 @@ const RECOVERY_SIZES = env('SCALE_RECOVERY', '10000,100000').split(',').map(Numb
 const STORED = Number(env('SCALE_STORED', '1000000'));
 const WITH_PG = env('SCALE_PG', '1') === '1';
 const WITH_BULLMQ = env('SCALE_BULLMQ', '1') === '1';
+const BULLMQ_MAX = Number(env('SCALE_BULLMQ_MAX', '100000'));
 const PG_URL = env('COMFYGUARD_TEST_PG_URL', 'postgres://postgres@127.0.0.1:5432/test');
 const REDIS_URL = env('COMFYGUARD_TEST_REDIS_URL', 'redis://127.0.0.1:6379');
 const UNREACHABLE = 'http://127.0.0.1:9';
@@ -85,7 +86,8 @@ async function rateOf(n: number, from: number, fn: (i: number) => Promise<unknow
 async function growth(max: number, checkpoints: number[], fn: (i: number) => Promise<unknown>): Promise<Array<{ at: number; rate: number }>> {
   const out: Array<{ at: number; rate: number }> = [];
   let done = 0;
-  for (const at of checkpoints.filter((c) => c <= max)) {
+  // The checkpoints below the largest size, and the largest size itself (the end of the slope).
+  for (const at of [...checkpoints.filter((c) => c < max), max]) {
     const window = Math.min(1000, at);
     if (at - window > done) {
       for (let i = done; i < at - window; i++) await fn(i);
@@ -166,7 +168,7 @@ async function recovery(rows: BenchResult['rows'], dir: string): Promise<void> {
     await init.close();
     fillSqlite(path, n, `CASE WHEN i % 3 = 0 THEN 'running' ELSE 'queued' END`, sampleJob(smallWorkflow, 1));
     const targets: Array<[string, () => InProcessDispatcher | BullMqDispatcher]> = [['in-process', () => new InProcessDispatcher()]];
-    if (WITH_BULLMQ && n <= 100_000) targets.push(['bullmq', () => new BullMqDispatcher({ connection: REDIS_URL, prefix: 'cgbench', queueName: `scale-${process.pid}-${n}` })]);
+    if (WITH_BULLMQ && n <= BULLMQ_MAX) targets.push(['bullmq', () => new BullMqDispatcher({ connection: REDIS_URL, prefix: 'cgbench', queueName: `scale-${process.pid}-${n}` })]);
     for (const [name, make] of targets) {
       const dispatcher = make();
       const t0 = performance.now();
