@@ -23,6 +23,9 @@ class CountingDispatcher implements Dispatcher {
   async enqueue(): Promise<void> {
     this.enqueued++;
   }
+  async enqueueMany(jobs: ReadonlyArray<unknown>): Promise<void> {
+    this.enqueued += jobs.length;
+  }
   async remove(): Promise<boolean> {
     return false;
   }

@@ -50,6 +50,8 @@ export function toBullPriority(priority: number): number {
 }
 
 const WAITING_STATES = new Set(['waiting', 'prioritized', 'delayed']);
+/** BullMQ never retries (the guard owns retries) and keeps nothing once a job is done. */
+const ADD_OPTS = { attempts: 1, removeOnComplete: true, removeOnFail: true } as const;
 
 interface JobData {
   jobId: string;
@@ -74,6 +76,7 @@ export class BullMqDispatcher implements Dispatcher {
   #idleWaiters: Array<() => void> = [];
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #idleChecking = false;
+  #flags: Redis | null = null;
 
   constructor(opts: BullMqDispatcherOptions) {
     const concurrency = opts.concurrency ?? 4;
@@ -118,15 +121,43 @@ export class BullMqDispatcher implements Dispatcher {
     });
     // Redis hiccups surface here; BullMQ reconnects by itself, and an unhandled 'error' would crash the process.
     worker.on('error', () => undefined);
+    // A job enqueued again while it ran: queue it once more now that it is finished (and removed).
+    const finished = (job: Job<JobData> | undefined) => {
+      if (job?.id) void this.#rerunIfAsked(queue, job.id).catch(() => undefined);
+    };
+    worker.on('completed', finished);
+    worker.on('failed', finished);
     this.#worker = worker;
     void worker.run().catch(() => undefined);
     await worker.waitUntilReady();
   }
 
+  /**
+   * Queues a job. BullMQ ignores an id it already holds, so for an id running somewhere a re-run
+   * flag is left in Redis; the worker that finishes the job (whichever process) consumes it and
+   * queues the job again. Whoever deletes the flag first re-adds, so it runs exactly once more.
+   */
   async enqueue(jobId: string, priority: number): Promise<void> {
     if (this.#closing) throw new Error('dispatcher is closed');
     const queue = await this.#ensureQueue();
-    await queue.add('job', { jobId }, { jobId, priority: toBullPriority(priority), attempts: 1, removeOnComplete: true, removeOnFail: true });
+    if ((await queue.getJobState(jobId)) !== 'active') {
+      await this.#add(queue, jobId, priority);
+      return;
+    }
+    const client = this.#flagClient();
+    const flag = this.#rerunKey(jobId);
+    await client.set(flag, String(priority));
+    if ((await queue.getJobState(jobId)) === 'active') return;
+    // It finished between the two reads: its worker may or may not have seen the flag.
+    if ((await client.del(flag)) === 1) await this.#add(queue, jobId, priority);
+  }
+
+  /** Queues many jobs in one round trip (addBulk); ids BullMQ already holds are left alone. */
+  async enqueueMany(jobs: ReadonlyArray<{ id: string; priority: number }>): Promise<void> {
+    if (this.#closing) throw new Error('dispatcher is closed');
+    if (jobs.length === 0) return;
+    const queue = await this.#ensureQueue();
+    await queue.addBulk(jobs.map((j) => ({ name: 'job', data: { jobId: j.id }, opts: { jobId: j.id, ...ADD_OPTS, priority: toBullPriority(j.priority) } })));
   }
 
   async remove(jobId: string): Promise<boolean> {
@@ -162,6 +193,7 @@ export class BullMqDispatcher implements Dispatcher {
         () => this.#worker?.close(),
         () => this.#events?.close(),
         () => this.#queue?.close(),
+        () => this.#flags?.quit(),
       ];
       for (const step of steps) {
         try {
@@ -191,6 +223,34 @@ export class BullMqDispatcher implements Dispatcher {
       await job.moveToWait(token);
       throw new WaitingError();
     }
+  }
+
+  async #add(queue: Queue<JobData>, jobId: string, priority: number): Promise<void> {
+    await queue.add('job', { jobId }, { jobId, ...ADD_OPTS, priority: toBullPriority(priority) });
+  }
+
+  /** A plain Redis connection for the re-run flags (BullMQ's own clients are not exposed). */
+  #flagClient(): Redis {
+    if (!this.#flags) {
+      const { url, ...rest } = this.#connection as Record<string, unknown>;
+      const opts = { ...rest, maxRetriesPerRequest: 5, connectionName: 'comfyguard-dispatch' };
+      const client = typeof url === 'string' ? new Redis(url, opts) : new Redis(opts);
+      client.on('error', () => undefined);
+      this.#flags = client;
+    }
+    return this.#flags;
+  }
+
+  #rerunKey(jobId: string): string {
+    return `${this.#o.prefix}:${this.#o.queueName}:cg-rerun:${jobId}`;
+  }
+
+  async #rerunIfAsked(queue: Queue<JobData>, jobId: string): Promise<void> {
+    const client = this.#flagClient();
+    const flag = this.#rerunKey(jobId);
+    const priority = await client.get(flag);
+    if (priority === null || (await client.del(flag)) !== 1 || this.#closing) return;
+    await this.#add(queue, jobId, Number(priority));
   }
 
   #ensureQueue(): Promise<Queue<JobData>> {

@@ -1,20 +1,21 @@
+/**
+ * The default dispatcher: a priority heap in this process with a concurrency limit. Enqueue,
+ * remove and taking the next job are O(log n), so queueing a million jobs costs the same per job
+ * as queueing the first.
+ */
 import type { Dispatcher, JobHandler } from './contract.js';
-
-interface Waiting {
-  id: string;
-  priority: number;
-  seq: number;
-}
+import { PriorityHeap } from './priority-heap.js';
 
 /** In-process priority dispatcher with a concurrency limit. */
 export class InProcessDispatcher implements Dispatcher {
   readonly kind = 'in-process' as const;
   readonly #concurrency: number;
-  readonly #waiting: Waiting[] = [];
+  readonly #waiting = new PriorityHeap();
   readonly #active = new Map<string, AbortController>();
+  /** Active ids enqueued again while running: each runs once more when its current run ends. */
+  readonly #rerun = new Map<string, number>();
   readonly #running = new Set<Promise<void>>();
   #handler: JobHandler | null = null;
-  #seq = 0;
   #closing: Promise<void> | null = null;
   #idleWaiters: Array<() => void> = [];
 
@@ -25,40 +26,53 @@ export class InProcessDispatcher implements Dispatcher {
     this.#concurrency = c;
   }
 
+  /** Starts delivering jobs to `handler`. */
   async start(handler: JobHandler): Promise<void> {
     this.#handler = handler;
     this.#pump();
   }
 
+  /** Queues a job; a waiting id is left as is, a running id runs once more after its current run. */
   async enqueue(jobId: string, priority: number): Promise<void> {
     if (this.#closing) throw new Error('dispatcher is closed');
-    if (this.#active.has(jobId) || this.#waiting.some((w) => w.id === jobId)) return;
-    this.#waiting.push({ id: jobId, priority, seq: this.#seq++ });
-    this.#waiting.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+    if (this.#active.has(jobId)) {
+      this.#rerun.set(jobId, priority);
+      return;
+    }
+    if (this.#waiting.push(jobId, priority)) this.#pump();
+  }
+
+  /** Queues many jobs; running ids are left alone. */
+  async enqueueMany(jobs: ReadonlyArray<{ id: string; priority: number }>): Promise<void> {
+    if (this.#closing) throw new Error('dispatcher is closed');
+    for (const j of jobs) if (!this.#active.has(j.id)) this.#waiting.push(j.id, j.priority);
     this.#pump();
   }
 
+  /** Removes a waiting job (and a pending re-run of a running one). */
   async remove(jobId: string): Promise<boolean> {
-    const i = this.#waiting.findIndex((w) => w.id === jobId);
-    if (i < 0) return false;
-    this.#waiting.splice(i, 1);
+    const removed = this.#waiting.remove(jobId) || this.#rerun.delete(jobId);
     this.#checkIdle();
-    return true;
+    return removed;
   }
 
+  /** Jobs waiting (pending re-runs included) and running. */
   async counts(): Promise<{ waiting: number; active: number }> {
-    return { waiting: this.#waiting.length, active: this.#active.size };
+    return { waiting: this.#waiting.size + this.#rerun.size, active: this.#active.size };
   }
 
+  /** Resolves when nothing is waiting or running. */
   onIdle(): Promise<void> {
-    if (this.#waiting.length === 0 && this.#active.size === 0) return Promise.resolve();
+    if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Stops taking jobs, aborts running handlers and waits for them. Idempotent. */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
-      this.#waiting.length = 0;
+      this.#waiting.clear();
+      this.#rerun.clear();
       for (const ac of this.#active.values()) ac.abort(new Error('dispatcher closing'));
       await Promise.allSettled([...this.#running]);
     })();
@@ -68,21 +82,26 @@ export class InProcessDispatcher implements Dispatcher {
   #pump(): void {
     const handler = this.#handler;
     if (!handler || this.#closing) return;
-    while (this.#active.size < this.#concurrency && this.#waiting.length > 0) {
-      const next = this.#waiting.shift();
-      if (!next) break;
+    while (this.#active.size < this.#concurrency) {
+      const id = this.#waiting.pop();
+      if (id === undefined) break;
       const ac = new AbortController();
-      this.#active.set(next.id, ac);
+      this.#active.set(id, ac);
       const run = async (): Promise<void> => {
         try {
-          await handler(next.id, ac.signal);
+          await handler(id, ac.signal);
         } catch {
           // The handler owns error reporting; a throw here must not stop the dispatcher.
         }
       };
       const p: Promise<void> = run().finally(() => {
-        this.#active.delete(next.id);
+        this.#active.delete(id);
         this.#running.delete(p);
+        const again = this.#rerun.get(id);
+        if (again !== undefined && !this.#closing) {
+          this.#rerun.delete(id);
+          this.#waiting.push(id, again);
+        }
         this.#pump();
         this.#checkIdle();
       });
@@ -90,11 +109,14 @@ export class InProcessDispatcher implements Dispatcher {
     }
   }
 
+  #isIdle(): boolean {
+    return this.#waiting.size === 0 && this.#rerun.size === 0 && this.#active.size === 0;
+  }
+
   #checkIdle(): void {
-    if (this.#waiting.length === 0 && this.#active.size === 0) {
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const w of waiters) w();
-    }
+    if (!this.#isIdle()) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
   }
 }

@@ -3,6 +3,7 @@
  * do no I/O); the caller awaits `init()`.
  *
  * URLs: `sqlite:./data/comfyguard.db` (the default), `sqlite:/abs/path.db`, `sqlite::memory:`,
+ * `sqlite:./data/comfyguard.db?synchronous=NORMAL` (faster writes; the last commits can be lost on power loss),
  * `postgres://user:pass@host:5432/db?schema=comfyguard`, `redis://host:6379/0?prefix=comfyguard:&ttl=86400`
  * (`ttl` in seconds for terminal jobs, `0` deletes them at once, `none` keeps them), `memory:`.
  *
@@ -75,8 +76,12 @@ export function openStore(url: string = DEFAULT_STORE_URL, opts: OpenStoreOption
   switch (storeKind(url)) {
     case 'memory':
       return new MemoryStore(clock);
-    case 'sqlite':
-      return new SqliteStore({ path: sqlitePath(url, opts.cwd), ...clock, ...opts.sqlite });
+    case 'sqlite': {
+      // `?synchronous=NORMAL` trades durability on power loss for write speed (see SqliteStoreOptions).
+      const m = /^(.*)\?synchronous=(FULL|NORMAL)$/i.exec(url);
+      const synchronous = m?.[2]?.toUpperCase() as 'FULL' | 'NORMAL' | undefined;
+      return new SqliteStore({ path: sqlitePath(m?.[1] ?? url, opts.cwd), ...clock, ...(synchronous ? { synchronous } : {}), ...opts.sqlite });
+    }
     case 'postgres': {
       const { rest, params } = takeParams(url, ['schema']);
       return new PostgresStore({ connectionString: rest, ...(params.schema ? { schema: params.schema } : {}), ...clock, ...opts.postgres });

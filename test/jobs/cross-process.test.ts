@@ -21,6 +21,7 @@ function enqueueOnly(inner: BullMqDispatcher): Dispatcher {
     kind: 'bullmq',
     start: async () => undefined,
     enqueue: (id, p) => inner.enqueue(id, p),
+    enqueueMany: (jobs) => inner.enqueueMany(jobs),
     remove: (id) => inner.remove(id),
     counts: () => inner.counts(),
     onIdle: () => inner.onIdle(),

@@ -30,6 +30,18 @@ describe('openStore', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
+  it('opens SQLite with synchronous=FULL by default and NORMAL when the URL asks for it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cg-open-sync-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const full = openStore(`sqlite:${join(dir, 'a.db')}`) as SqliteStore;
+    const normal = openStore(`sqlite:${join(dir, 'b.db')}?synchronous=NORMAL`) as SqliteStore;
+    stores.push(full, normal);
+    await full.init();
+    await normal.init();
+    expect(await full.settings()).toMatchObject({ synchronous: 'FULL', path: join(dir, 'a.db') });
+    expect(await normal.settings()).toMatchObject({ synchronous: 'NORMAL', path: join(dir, 'b.db') });
+  });
+
   it('maps each scheme to its backend', () => {
     expect(storeKind('memory:')).toBe('memory');
     expect(storeKind('sqlite:./x.db')).toBe('sqlite');

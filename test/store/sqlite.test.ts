@@ -43,6 +43,37 @@ describe('SqliteStore specifics', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('migrates a version-1 database: existing jobs are counted and their full-copy attempts still read back', async () => {
+    const path = join(dir, 'v1.db');
+    const db = new Database(path);
+    const v1 = SQLITE_MIGRATIONS[0];
+    if (!v1) throw new Error('no migration 1');
+    db.exec(v1.sql);
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    db.prepare('INSERT INTO schema_migrations VALUES (1, ?, 0)').run(v1.name);
+    const failed = makeJob({ status: 'failed', retryCount: 1, endedAt: 5, error: { code: 'COMFYUI_OOM', category: 'c', message: 'm', hint: 'h', retryable: true } });
+    const attempts = [{ number: 1, server: 's', promptId: 'p', status: 'failed', workflow: failed.workflow, code: 'COMFYUI_OOM', startedAt: 1 }];
+    const insert = db.prepare(
+      `INSERT INTO jobs (id, status, workflow, original_parameters, options, attempts, recovery_history, retry_count, error, error_code, created_at, updated_at, ended_at)
+       VALUES (?, ?, ?, '{}', '{}', ?, ?, ?, ?, ?, 1, 1, ?)`,
+    );
+    insert.run(failed.id, 'failed', JSON.stringify(failed.workflow), JSON.stringify(attempts), JSON.stringify([{ attempt: 1, code: 'COMFYUI_OOM', strategy: 'free_memory', changes: [], success: false, server: null, promptId: null, message: 'm', startedAt: 1, endedAt: 2 }]), 1, JSON.stringify(failed.error), 'COMFYUI_OOM', 5);
+    insert.run('q1', 'queued', JSON.stringify(failed.workflow), '[]', '[]', 0, null, null, null);
+    db.close();
+    const store = new SqliteStore({ path });
+    await store.init();
+    try {
+      const s = await store.stats();
+      expect(s).toMatchObject({ total: 2, byStatus: { failed: 1, queued: 1 }, errorsByCode: { COMFYUI_OOM: 1 }, attemptErrorsByCode: { COMFYUI_OOM: 1 }, totalAttempts: 1, totalRetries: 1, retriedJobs: { terminal: 1, completed: 0 } });
+      expect(s.recoveries).toEqual({ free_memory: { succeeded: 0, failed: 1, pending: 0 } });
+      expect((await store.getJob(failed.id))?.attempts[0]?.workflow).toEqual(failed.workflow);
+      await store.deleteJob('q1');
+      expect((await store.countByStatus()).total).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('creates missing folders, uses WAL with synchronous=FULL, and records applied migrations', async () => {
     const path = join(dir, 'nested', 'deeper', 'jobs.db');
     const store = new SqliteStore({ path });
