@@ -187,7 +187,7 @@ describe('a ComfyUI client flow through /comfy', () => {
     await ws.next((m) => m.type === 'status');
     ws.ws.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true } }));
     const flags = await ws.next((m) => m.type === 'feature_flags');
-    expect(flags.data).toMatchObject({ supports_preview_metadata: false });
+    expect(flags.data).toMatchObject({ supports_preview_metadata: true });
     // With no job at all, status messages keep coming (this rig beats every 100 ms).
     await waitFor(() => ws.messages.filter((m) => m.type === 'status').length >= 3, 'three status heartbeats');
     const beat = ws.messages.filter((m) => m.type === 'status')[2]!;

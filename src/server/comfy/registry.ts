@@ -5,6 +5,8 @@
  * like ComfyUI's own queue; the jobs themselves live in the guard's store.
  */
 
+import type { WsMessage } from '../../comfy/types.js';
+
 export interface CompatEntry {
   jobId: string;
   /** The id the ComfyUI client knows the job by: its own `prompt_id`, else the job id. */
@@ -22,6 +24,8 @@ export class CompatRegistry {
   readonly #byJob = new Map<string, CompatEntry>();
   readonly #aliases = new Map<string, string>();
   readonly #files = new Map<string, string>();
+  /** ComfyUI's own terminal message of each job's final attempt (for `/history`). */
+  readonly #terminal = new Map<string, WsMessage>();
   readonly #max: number;
   #next = 0;
 
@@ -66,6 +70,18 @@ export class CompatRegistry {
   /** The server known to hold an output file, if any. */
   serverOf(file: { filename: string; subfolder: string; type: string }): string | undefined {
     return this.#files.get(fileKey(file));
+  }
+
+  /** Keeps ComfyUI's terminal message of a job's final attempt. */
+  rememberTerminal(jobId: string, message: WsMessage): void {
+    this.#terminal.delete(jobId);
+    this.#terminal.set(jobId, message);
+    if (this.#terminal.size > this.#max) this.#terminal.delete(this.#terminal.keys().next().value as string);
+  }
+
+  /** ComfyUI's terminal message of a job's final attempt, if it was seen. */
+  terminalOf(jobId: string): WsMessage | undefined {
+    return this.#terminal.get(jobId);
   }
 
   #prune(): void {

@@ -138,7 +138,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
         ...(body.number !== undefined ? { number: body.number } : {}),
         ...(body.front ? { front: true } : {}),
       });
-      void hub.catchUp(result.id).catch((err: unknown) => req.log.warn({ err }, 'compat catch-up failed'));
+      void hub.claim(result.id).catch((err: unknown) => req.log.warn({ err }, 'compat catch-up failed'));
       return { prompt_id: entry.promptId, number: entry.number, node_errors: {} };
     },
   );
