@@ -11,6 +11,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { installErrorHandlers } from './api-error.js';
 import { installAuth } from './auth.js';
 import { registerComfyCompat } from './comfy/routes.js';
+import type { UploadStore } from './comfy/uploads.js';
 import { withZod, type ServiceContext } from './context.js';
 import { registerDashboard } from './routes/dashboard.js';
 import { registerDocsUi, registerOpenApi } from './routes/docs.js';
@@ -40,6 +41,8 @@ export interface AppOptions {
   comfyHeartbeatMs?: number;
   /** Serve the dashboard at `/`. @default true */
   dashboard?: boolean;
+  /** Where ComfyUI clients' uploads are kept; give the same store's `deliver` to the guard's `prepareAttempt`. */
+  comfyUploads?: UploadStore;
 }
 
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -120,7 +123,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       registerHealthRoutes(z, ctx);
       registerOutputRoutes(z, ctx);
       registerMetricsRoute(z, opts.metrics);
-      const compat = registerComfyCompat(api, ctx);
+      const compat = registerComfyCompat(api, ctx, opts.comfyUploads ? { uploads: opts.comfyUploads } : {});
       api.addHook('onClose', async () => compat.hub.close());
     });
     await registerDocsUi(root);
