@@ -10,7 +10,7 @@ import type { AnalyticsSink, Guard } from '../jobs/guard-api.js';
 import type { GuardOptions } from '../jobs/options.js';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { assertExposureAllowed, startService, type RunningService } from '../server/index.js';
+import { assertExposureAllowed, startService, UploadStore, type RunningService } from '../server/index.js';
 import { sqlitePath, storeKind } from '../store/index.js';
 import { createErrorSpikeAlert, createJsonLinesSink, createLoggerSink, type ClosableSink, type ErrorSpikeAlert } from '../telemetry/analytics.js';
 import { createMetrics, type GuardMetrics } from '../telemetry/metrics.js';
@@ -20,6 +20,8 @@ export interface StackOptions {
   guard: Omit<GuardOptions, 'analytics' | 'logger'>;
   host: string;
   port: number;
+  /** Also serve the ComfyUI API at the root of this port. */
+  comfyPort?: number;
   apiKey?: string;
   /** Serve /metrics. */
   metrics: boolean;
@@ -105,14 +107,33 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     }
     // host:port names this instance in the store, so a restarted serve keeps its ComfyUI clientId.
     const instanceId = o.guard.instanceId ?? (o.port > 0 ? `${hostname()}:${o.port}` : undefined);
-    const g = await createGuard({ ...o.guard, ...(instanceId ? { instanceId } : {}), analytics: sinks, logger: o.logger.child({ component: 'guard' }) }).catch((err: unknown) => {
+    // ComfyUI clients' uploads reach whichever server runs the job, again after a failover.
+    const uploads = new UploadStore();
+    const prepare = o.guard.prepareAttempt;
+    const g = await createGuard({
+      ...o.guard,
+      ...(instanceId ? { instanceId } : {}),
+      analytics: sinks,
+      logger: o.logger.child({ component: 'guard' }),
+      prepareAttempt: async (c) => {
+        await uploads.deliver(c);
+        await prepare?.(c);
+      },
+    }).catch((err: unknown) => {
       throw storeTrouble(err, o.guard.store);
     });
     guard = g;
     detach = attachWebhooks(g, notifier);
     if (o.metrics) metrics = createMetrics(g, { collectDefault: true });
 
-    const serviceOptions = { guard: g, host: o.host, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(metrics ? { metrics } : {}) };
+    const serviceOptions = {
+      guard: g,
+      host: o.host,
+      comfyUploads: uploads,
+      ...(o.comfyPort !== undefined ? { comfyPort: o.comfyPort } : {}),
+      ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+      ...(metrics ? { metrics } : {}),
+    };
     try {
       service = await startService({ ...serviceOptions, port: o.port });
     } catch (err) {
