@@ -32,7 +32,7 @@ interface RunResult {
 interface Driver {
   run(workflow: ApiWorkflow, outNode: string, opts?: { interruptOnFirstProgress?: boolean }): Promise<RunResult>;
   upload(name: string, data: Uint8Array): Promise<string>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 const STEPS = 6;
@@ -112,7 +112,13 @@ async function saintno(base: string): Promise<Driver> {
       if (!r) throw new Error('upload failed');
       return r.info.filename;
     },
-    close: () => api.destroy(),
+    close: async () => {
+      // destroy() drops the socket's error handler and closes it: a socket still connecting (a
+      // reconnect after a crash) would then raise in ws, so let it open first.
+      const socket = () => (api as unknown as { socket?: { client?: { readyState: number } } }).socket?.client;
+      while (socket()?.readyState === WebSocket.CONNECTING) await new Promise((r) => setTimeout(r, 5));
+      api.destroy();
+    },
   };
 }
 
@@ -163,7 +169,11 @@ async function stableCanvas(hostPort: string): Promise<Driver> {
       const res = await client.fetchApi('/upload/image', { method: 'POST', body: form });
       return ((await res.json()) as { name: string }).name;
     },
-    close: () => client.close(),
+    close: async () => {
+      // Closing a socket that is still connecting (a reconnect after a crash) raises in ws; let it open first.
+      while (client.socket?.readyState === WebSocket.CONNECTING) await new Promise((r) => setTimeout(r, 5));
+      client.close();
+    },
   };
 }
 
@@ -237,6 +247,20 @@ function faultOnce(path: Path, spec: string): void {
   });
 }
 
+/**
+ * Resolves once the simulator crashed, came back and holds no trace of any prompt: what a client
+ * talking to it directly is left with (stable-canvas would wait for its 5-minute timeout).
+ */
+async function lostToCrash(sim: Simulator): Promise<RunResult> {
+  for (;;) {
+    await new Promise((r) => setImmediate(r));
+    if ((sim.stats().faults.crash ?? 0) < 1) continue;
+    const answers = await Promise.all(['/queue', '/history'].map((p) => fetch(`${sim.url}${p}`).then((r) => (r.ok ? r.json() : null), () => null)));
+    const [queue, history] = answers as [{ queue_running: unknown[]; queue_pending: unknown[] } | null, Record<string, unknown> | null];
+    if (queue && history && queue.queue_running.length === 0 && queue.queue_pending.length === 0 && Object.keys(history).length === 0) return { outcome: 'failed', progress: 0, why: 'the server crashed and lost the prompt' };
+  }
+}
+
 const table: Array<{ client: string; path: string; case: string; outcome: string }> = [];
 
 const CLIENTS = [
@@ -268,7 +292,7 @@ describe.each(CLIENTS)('$name, unchanged', (client) => {
       try {
         await fn(d, p);
       } finally {
-        d.close();
+        await d.close();
         await p.close();
       }
     };
@@ -337,6 +361,20 @@ describe.each(CLIENTS)('$name, unchanged', (client) => {
         } else {
           expect(r.outcome).toBe('success');
           expect(pngInfo(r.bytes!)).toBeDefined();
+        }
+      });
+    });
+
+    it('runs a prompt during which the server crashes (through comfyguard: recovered, success)', async () => {
+      await withDriver(async (d, p) => {
+        faultOnce(p, 'crash=1');
+        const run = d.run(txt2img(), '9');
+        const r = pathDef.name === 'direct' ? await Promise.race([run, lostToCrash(p.sim)]) : await run;
+        record('server crash', r);
+        if (pathDef.name === 'direct') expect(r.outcome).not.toBe('success');
+        else {
+          expect(r.outcome).toBe('success');
+          expect(pngInfo(r.bytes!)).toMatchObject({ width: 64, height: 64 });
         }
       });
     });
