@@ -25,6 +25,8 @@ interface RunResult {
   /** The 400 body, or ComfyUI's execution_error / execution_interrupted data. */
   detail?: Record<string, unknown>;
   promptId?: string;
+  /** Binary preview images the client decoded. */
+  previews?: number;
   /** For a `failed` outcome: what the client threw. */
   why?: string;
 }
@@ -86,8 +88,10 @@ async function saintno(base: string): Promise<Driver> {
     run: (workflow, outNode, opts = {}) =>
       new Promise<RunResult>((resolve) => {
         let progress = 0;
+        let previews = 0;
         const builder = new PromptBuilder(workflow as Record<string, never>, [], ['out']).setOutputNode('out', outNode as never);
         new CallWrapper(api, builder)
+          .onPreview(() => previews++)
           .onProgress(() => {
             progress++;
             if (opts.interruptOnFirstProgress && progress === 1) void api.interrupt();
@@ -95,7 +99,7 @@ async function saintno(base: string): Promise<Driver> {
           .onFinished(async (data, promptId) => {
             const img = (data.out as { images: Array<{ filename: string; subfolder: string; type: string }> }).images[0]!;
             const bytes = new Uint8Array(await (await fetch(api.getPathImage(img))).arrayBuffer());
-            resolve({ outcome: 'success', progress, bytes, ...(promptId ? { promptId } : {}) });
+            resolve({ outcome: 'success', progress, previews, bytes, ...(promptId ? { promptId } : {}) });
           })
           .onFailed((err) => {
             const name = err.name;
@@ -129,6 +133,8 @@ async function stableCanvas(hostPort: string): Promise<Driver> {
   return {
     run: async (workflow, _outNode, opts = {}) => {
       let progress = 0;
+      let previews = 0;
+      const offPreview = client.on('b_preview', () => previews++);
       let interrupted: ((r: RunResult) => void) | null = null;
       const onInterrupted = new Promise<RunResult>((resolve) => (interrupted = resolve));
       const offInterrupted = client.on('execution_interrupted', (data) => interrupted?.({ outcome: 'interrupted', progress, detail: data as unknown as Record<string, unknown> }));
@@ -148,7 +154,7 @@ async function stableCanvas(hostPort: string): Promise<Driver> {
             // Previews arrive as buffers; the saved output is the /view URL.
             const img = (out.images as Array<{ type: string; data: unknown }>).find((i) => i.type === 'url');
             const bytes = img ? new Uint8Array(await (await fetch(String(img.data))).arrayBuffer()) : undefined;
-            return { outcome: 'success', progress, ...(bytes ? { bytes } : {}), promptId: out.prompt_id };
+            return { outcome: 'success', progress, previews, ...(bytes ? { bytes } : {}), promptId: out.prompt_id };
           })
           .catch((err: unknown): RunResult => {
             const e = err as { name?: string; status?: number; json?: unknown; data?: unknown; cause?: unknown };
@@ -160,6 +166,7 @@ async function stableCanvas(hostPort: string): Promise<Driver> {
       } finally {
         offInterrupted();
         offError();
+        offPreview();
       }
     },
     upload: async (name, data) => {
@@ -283,7 +290,7 @@ describe.each(CLIENTS)('$name, unchanged', (client) => {
   describe.each(PATHS)('against $name', (pathDef) => {
     const record = (c: string, r: RunResult) => {
       answers[pathDef.name]![c] = r;
-      table.push({ client: client.name, path: pathDef.name, case: c, outcome: `${r.outcome} (${r.progress} progress)${r.why && r.outcome === 'failed' ? ` ${r.why}` : ''}` });
+      table.push({ client: client.name, path: pathDef.name, case: c, outcome: `${r.outcome} (${r.progress} progress${r.previews ? `, ${r.previews} previews` : ''})${r.why && r.outcome === 'failed' ? ` ${r.why}` : ''}` });
     };
 
     const withDriver = async (fn: (d: Driver, p: Path) => Promise<void>) => {
@@ -303,6 +310,8 @@ describe.each(CLIENTS)('$name, unchanged', (client) => {
         record('success', r);
         expect(r.outcome).toBe('success');
         expect(r.progress).toBeGreaterThanOrEqual(STEPS);
+        // The sampler's previews arrive as type 1 frames (neither client announces preview metadata).
+        expect(r.previews).toBeGreaterThan(0);
         expect(pngInfo(r.bytes!)).toMatchObject({ width: 64, height: 64 });
       });
     });
