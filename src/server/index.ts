@@ -8,12 +8,14 @@ import type { Clock } from '../util/clock.js';
 import { buildApp, type AppOptions } from './app.js';
 import { isLoopbackHost } from './auth.js';
 import { listenComfyRoot, type RootMount } from './comfy/root-mount.js';
+import type { MetaStore } from './comfy/registry.js';
 import type { UploadStore } from './comfy/uploads.js';
 import type { MetricsSource } from './routes/metrics.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, type AppOptions } from './app.js';
 export { isLoopbackHost } from './auth.js';
 export { UploadStore } from './comfy/uploads.js';
+export { memoryMetaStore, type MetaStore } from './comfy/registry.js';
 export type { MetricsSource } from './routes/metrics.js';
 
 export interface ServiceOptions {
@@ -31,6 +33,8 @@ export interface ServiceOptions {
   dashboard?: boolean;
   /** Where ComfyUI clients' uploads are kept (see AppOptions). */
   comfyUploads?: UploadStore;
+  /** Where client prompt ids and numbers are kept across restarts (see AppOptions). */
+  comfyMeta?: MetaStore;
   /** Also serve the ComfyUI-compatible endpoint at the root of this port (0 picks a free one). */
   comfyPort?: number;
 }
@@ -78,6 +82,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
     ...(opts.dashboard !== undefined ? { dashboard: opts.dashboard } : {}),
     ...(opts.comfyUploads !== undefined ? { comfyUploads: opts.comfyUploads } : {}),
+    ...(opts.comfyMeta !== undefined ? { comfyMeta: opts.comfyMeta } : {}),
   };
   if (opts.comfyPort !== undefined && (!Number.isInteger(opts.comfyPort) || opts.comfyPort < 0 || opts.comfyPort > 65_535)) {
     throw new ServiceConfigError(`comfyPort must be an integer from 0 to 65535, got ${JSON.stringify(opts.comfyPort)}`);

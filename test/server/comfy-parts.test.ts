@@ -185,3 +185,31 @@ describe('the root mount', () => {
     ws.close();
   });
 });
+
+describe('client prompt ids across a restart', () => {
+  it('answers /history and /queue numbers for prompt ids a previous process handed out', async () => {
+    const { memoryMetaStore } = await import('../../src/server/index.js');
+    const { listen } = await import('./helpers.js');
+    const meta = memoryMetaStore();
+    const rig = await startServiceRig([{}], { app: { comfyMeta: meta } });
+    try {
+      const post = (base: string, body: object) => fetch(`${base}/comfy/prompt`, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.json() as Promise<{ prompt_id: string; number: number }>);
+      const first = await post(rig.url, { prompt_id: 'kept-1', client_id: 'c', prompt: tinyWorkflow('kept') });
+      expect(first.prompt_id).toBe('kept-1');
+      const job = await rig.guard.wait((await rig.guard.list({ limit: 1 })).jobs[0]!.id, { signal: AbortSignal.timeout(20_000) });
+      expect(job.status).toBe('completed');
+      // A new service process over the same guard store and meta store.
+      const again = await listen({ guard: rig.guard, dashboard: false, comfyMeta: meta });
+      try {
+        const history = (await (await fetch(`${again.url}/comfy/history/kept-1`)).json()) as Record<string, { prompt: unknown[] }>;
+        expect(history['kept-1']?.prompt[0]).toBe(first.number);
+        const second = await post(again.url, { prompt: tinyWorkflow('next') });
+        expect(second.number).toBe(first.number + 1);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await rig.close();
+    }
+  });
+});

@@ -18,7 +18,7 @@ import { ApiError, toApiError } from '../api-error.js';
 import { withZod, type ServiceContext } from '../context.js';
 import { isUiFormatWorkflow } from '../routes/jobs.js';
 import { sendBytes } from '../routes/outputs.js';
-import { CompatRegistry } from './registry.js';
+import { CompatRegistry, type MetaStore } from './registry.js';
 import { queryNumber, ViewQuerySchema } from '../schemas.js';
 import { historyEntry, queueItem } from './shapes.js';
 import { ComfySocketHub } from './socket-hub.js';
@@ -76,8 +76,8 @@ export interface ComfyCompat {
 }
 
 /** Registers the `/comfy` plugin; returns the socket hub so the service can close it. */
-export function registerComfyCompat(app: FastifyInstance, ctx: ServiceContext, opts: { uploads?: UploadStore } = {}): ComfyCompat {
-  const registry = new CompatRegistry();
+export function registerComfyCompat(app: FastifyInstance, ctx: ServiceContext, opts: { uploads?: UploadStore; meta?: MetaStore } = {}): ComfyCompat {
+  const registry = new CompatRegistry({ ...(opts.meta ? { meta: opts.meta } : {}), onWriteError: (err) => app.log.error({ err }, 'could not persist a ComfyUI prompt id') });
   const hub = new ComfySocketHub({ guard: ctx.guard, registry, clock: ctx.clock, heartbeatMs: ctx.comfyHeartbeatMs, logger: app.log });
   const compat: ComfyCompat = { hub, registry, uploads: opts.uploads ?? new UploadStore(), objectInfo: new ObjectInfoCache({ guard: ctx.guard, clock: ctx.clock }) };
   app.register(
@@ -150,7 +150,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
         if (e.status === 400) throw new ComfyRejection(400, 'invalid_prompt', e.message, e.field ?? '');
         throw err;
       }
-      const entry = registry.add(result.id, {
+      const entry = await registry.add(result.id, {
         clientId,
         ...(body.prompt_id !== undefined ? { promptId: String(body.prompt_id) } : {}),
         ...(body.number !== undefined ? { number: body.number } : {}),
@@ -176,7 +176,8 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
     },
     async () => {
       const jobs = await activeJobs();
-      const item = (j: JobRecord) => queueItem(j, registry.entry(j.id));
+      const entries = new Map(await Promise.all(jobs.map(async (j) => [j.id, (await registry.load(j.id)) ?? registry.entry(j.id)] as const)));
+      const item = (j: JobRecord) => queueItem(j, entries.get(j.id)!);
       const byNumber = (a: ReturnType<typeof item>, b: ReturnType<typeof item>) => a[0] - b[0];
       return {
         queue_running: jobs.filter((j) => j.status !== 'queued').map(item).sort(byNumber),
@@ -193,7 +194,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
     async (req, reply) => {
       const ids: string[] = [];
       if (req.body?.clear) ids.push(...(await guard.list({ status: 'queued', limit: 1000 })).jobs.map((j) => j.id));
-      for (const id of req.body?.delete ?? []) ids.push(registry.resolve(String(id)));
+      for (const id of req.body?.delete ?? []) ids.push(await registry.resolvePersisted(String(id)));
       await cancelMany([...new Set(ids)]);
       return reply.code(200).send();
     },
@@ -207,7 +208,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
     async (req, reply) => {
       const promptId = req.body?.prompt_id;
       let ids: string[];
-      if (promptId) ids = [registry.resolve(promptId)];
+      if (promptId) ids = [await registry.resolvePersisted(promptId)];
       else {
         const running = (await activeJobs()).filter((j) => j.status !== 'queued');
         const clientId = req.query.clientId;
@@ -231,10 +232,10 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
       },
     },
     async (req) => {
-      const jobId = registry.resolve(req.params.id);
+      const jobId = await registry.resolvePersisted(req.params.id);
       const job = await guard.get(jobId);
       if (!job || !isTerminal(job.status)) return {};
-      const entry = registry.entry(job.id);
+      const entry = (await registry.load(job.id)) ?? registry.entry(job.id);
       for (const o of job.outputs) registry.rememberFile(o, o.server);
       return { [entry.promptId]: historyEntry(job, entry, registry.terminalOf(job.id)) };
     },
@@ -251,7 +252,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
       const out: HistoryMap = {};
       // ComfyUI lists oldest first; the store pages newest first.
       for (const job of jobs.reverse()) {
-        const entry = registry.entry(job.id);
+        const entry = (await registry.load(job.id)) ?? registry.entry(job.id);
         for (const o of job.outputs) registry.rememberFile(o, o.server);
         out[entry.promptId] = historyEntry(job, entry, registry.terminalOf(job.id));
       }

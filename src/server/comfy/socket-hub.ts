@@ -207,6 +207,7 @@ export class ComfySocketHub {
     const entry = this.#registry.peek(e.jobId);
     if (!entry) {
       this.#keepUnclaimed(e);
+      this.#loadOnce(e.jobId);
       return;
     }
     if (!entry.clientId) return;
@@ -287,6 +288,19 @@ export class ComfySocketHub {
     // ComfyUI's order: the terminal message, the queue's new status, then `executing {node: null}`.
     this.#enqueue(clientId, async () => [...out, this.#status(await this.#queueRemaining()), { type: 'executing', data: { node: null, prompt_id: pid } }]);
   }
+
+  /** A job submitted before a restart: its client and prompt id are in the registry's store. */
+  #loadOnce(jobId: string): void {
+    if (this.#loading.has(jobId)) return;
+    this.#loading.add(jobId);
+    if (this.#loading.size > UNCLAIMED_JOBS * 4) this.#loading.delete(this.#loading.values().next().value as string);
+    void this.#registry
+      .load(jobId)
+      .then((entry) => (entry ? this.claim(jobId) : undefined))
+      .catch((err: unknown) => this.#log.warn({ err, jobId }, 'could not load a ComfyUI prompt id'));
+  }
+
+  readonly #loading = new Set<string>();
 
   #keepUnclaimed(e: JobEvent): void {
     let list = this.#unclaimed.get(e.jobId);
