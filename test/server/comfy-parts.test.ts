@@ -184,6 +184,25 @@ describe('the root mount', () => {
     expect(first).toMatchObject({ type: 'status', data: { sid: 'rooted' } });
     ws.close();
   });
+
+  it('answers uploads as ComfyUI does: the name it got, a bodyless 400 without a file, a 500 for an unknown type', async () => {
+    const form = (fields: Record<string, string>, file = true) => {
+      const f = new FormData();
+      if (file) f.set('image', new Blob([new Uint8Array([1, 2, 3])], { type: 'image/png' }), 'm.png');
+      for (const [k, v] of Object.entries(fields)) f.set(k, v);
+      return f;
+    };
+    const ok = await fetch(`${root}/upload/mask`, { method: 'POST', body: form({ subfolder: 'clipspace', original_ref: JSON.stringify({ filename: 'base.png', subfolder: '', type: 'input' }) }) });
+    expect(await ok.json()).toEqual({ name: 'm.png', subfolder: 'clipspace', type: 'input' });
+    const viewed = await fetch(`${root}/view?filename=m.png&subfolder=clipspace&type=input`);
+    expect(new Uint8Array(await viewed.arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
+    const noFile = await fetch(`${root}/upload/image`, { method: 'POST', body: form({}, false) });
+    expect(noFile.status).toBe(400);
+    const badType = await fetch(`${root}/upload/image`, { method: 'POST', body: form({ type: 'models' }) });
+    expect(badType.status).toBe(500);
+    const escape = await fetch(`${root}/upload/image`, { method: 'POST', body: form({ subfolder: '../x' }) });
+    expect(escape.status).toBe(400);
+  });
 });
 
 describe('client prompt ids across a restart', () => {
