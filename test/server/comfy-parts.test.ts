@@ -128,6 +128,47 @@ describe('the upload store', () => {
   });
 });
 
+describe('terminal messages', () => {
+  it('keep ComfyUI\'s own error words and add comfyguard\'s code, category, hint and job facts', async () => {
+    const { newJobRecord } = await import('../../src/jobs/types.js');
+    const { terminalMessage } = await import('../../src/server/comfy/shapes.js');
+    const job = {
+      ...newJobRecord({ id: 'j1', workflow: tinyWorkflow(), now: 1 }),
+      status: 'failed' as const,
+      error: { code: 'COMFYUI_GENERATION_ERROR', category: 'generation', message: 'm', hint: 'h', retryable: false },
+    };
+    const raw = {
+      type: 'execution_error' as const,
+      data: { prompt_id: 'attempt-1', node_id: '2', node_type: 'ImageToMask', executed: ['1'], exception_type: 'IndexError', exception_message: 'index 3', traceback: ['tb'], current_inputs: { channel: ['alpha'] }, current_outputs: [] },
+    };
+    expect(terminalMessage(job, 'client-1', raw).data).toMatchObject({
+      ...raw.data,
+      prompt_id: 'client-1',
+      code: 'COMFYUI_GENERATION_ERROR',
+      category: 'generation',
+      hint: 'h',
+      comfyguard: { job_id: 'j1', recovered: false, degraded: null },
+    });
+  });
+
+  it('say when the result was changed: degraded quality or inputs a recovery changed', async () => {
+    const { newJobRecord } = await import('../../src/jobs/types.js');
+    const { terminalMessage } = await import('../../src/server/comfy/shapes.js');
+    const base = newJobRecord({ id: 'j2', workflow: tinyWorkflow(), now: 1 });
+    const change = { nodeId: '1', classType: 'EmptyImage', input: 'width', from: 64, to: 32 };
+    const job = {
+      ...base,
+      status: 'completed' as const,
+      degraded: { level: 'medium', factor: 0.75 },
+      attempts: [
+        { number: 1, server: 's', promptId: 'p1', status: 'failed', startedAt: 1 },
+        { number: 2, server: 's', promptId: 'p2', status: 'completed', startedAt: 2, changes: [change] },
+      ] as unknown as typeof base.attempts,
+    };
+    expect(terminalMessage(job, 'c').data).toMatchObject({ comfyguard: { attempts: 2, recovered: true, degraded: { level: 'medium', factor: 0.75, changes: [change] } } });
+  });
+});
+
 describe('relayed events', () => {
   it('carry the client\'s prompt id, inside progress_state nodes too', () => {
     const m = rewritePromptId({ type: 'progress_state', data: { prompt_id: 'attempt-2', nodes: { '3': { prompt_id: 'attempt-2', value: 1, max: 2 } } } }, 'attempt-2', 'client-id');
