@@ -24,7 +24,7 @@ const ALLOWED: Record<string, string[]> = {
   store: ['util', 'type:jobs', 'jobs/types'],
   jobs: ['util', 'comfy', 'errors', 'resilience', 'pool', 'recovery', 'store', 'queue'],
   telemetry: ['util', 'type:jobs', 'jobs/types', 'errors'],
-  sim: ['util', 'type:comfy'],
+  sim: ['util', 'type:comfy', 'comfy/validate', 'comfy/pyfmt'],
   server: ['util', 'comfy', 'errors', 'jobs', 'telemetry'],
   cli: ['util', 'comfy', 'errors', 'jobs', 'queue', 'server', 'sim', 'telemetry', 'store', 'pool', 'resilience'],
   bench: ['*'],

@@ -28,6 +28,8 @@ export interface CliConfig {
   store: string;
   host: string;
   port: number;
+  /** Also serve the ComfyUI API at the root of this port. */
+  comfyPort: number | undefined;
   apiKey: string | undefined;
   maxRetries: number;
   queue: string;
@@ -181,6 +183,7 @@ export const SETTINGS = [
   setting({ key: 'queue', flag: '--queue <memory|redis-url>', env: 'COMFYGUARD_QUEUE', help: 'dispatch: in-process, or BullMQ on Redis to share work between processes (?queue=NAME&prefix=P)', default: 'memory', parse: queueUrl }),
   setting({ key: 'host', flag: '--host <addr>', env: 'COMFYGUARD_HOST', help: 'address to listen on (anything but loopback needs an API key)', default: '127.0.0.1', parse: text }),
   setting({ key: 'port', flag: '--port <n>', env: 'COMFYGUARD_PORT', help: 'port to listen on (0 = any free port)', default: 8080, parse: integer(0, 65_535) }),
+  setting({ key: 'comfyPort', flag: '--comfy-port <n>', env: 'COMFYGUARD_COMFY_PORT', help: 'also serve the ComfyUI API at the root of this port (/ws, /prompt, /api/...), for clients that cannot use the /comfy prefix', default: undefined, defaultText: '(off)', parse: integer(0, 65_535) }),
   setting({ key: 'apiKey', flag: '--api-key <key>', env: 'COMFYGUARD_API_KEY', help: 'require "Authorization: Bearer <key>" on the API', default: undefined, defaultText: '(none)', parse: optionalText, secret: true }),
   setting({ key: 'maxRetries', flag: '--max-retries <n>', env: 'MAX_RETRY_ATTEMPTS', help: 'retries after the first attempt of a job', default: 3, parse: integer(0, 100) }),
   setting({ key: 'concurrency', flag: '--concurrency <n>', env: 'COMFYGUARD_CONCURRENCY', help: 'jobs run at once by this process (with a shared queue too)', default: undefined, defaultText: '4 per server', parse: integer(1, 10_000) }),

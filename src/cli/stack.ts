@@ -10,8 +10,9 @@ import type { AnalyticsSink, Guard } from '../jobs/guard-api.js';
 import type { GuardOptions } from '../jobs/options.js';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { assertExposureAllowed, startService, type RunningService } from '../server/index.js';
-import { sqlitePath, storeKind } from '../store/index.js';
+import { assertExposureAllowed, startService, UploadStore, type RunningService } from '../server/index.js';
+import type { JobStore } from '../store/contract.js';
+import { DEFAULT_STORE_URL, openStore, sqlitePath, storeKind } from '../store/index.js';
 import { createErrorSpikeAlert, createJsonLinesSink, createLoggerSink, type ClosableSink, type ErrorSpikeAlert } from '../telemetry/analytics.js';
 import { createMetrics, type GuardMetrics } from '../telemetry/metrics.js';
 import { attachWebhooks, createWebhookNotifier } from '../telemetry/webhook.js';
@@ -20,6 +21,8 @@ export interface StackOptions {
   guard: Omit<GuardOptions, 'analytics' | 'logger'>;
   host: string;
   port: number;
+  /** Also serve the ComfyUI API at the root of this port. */
+  comfyPort?: number;
   apiKey?: string;
   /** Serve /metrics. */
   metrics: boolean;
@@ -64,6 +67,7 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
   // terminal events still reach webhooks and metrics), flush webhooks, then the sinks.
   let service: RunningService | null = null;
   let guard: Guard | null = null;
+  let ownStore: JobStore | null = null;
   let detach: (() => void) | null = null;
   let metrics: GuardMetrics | null = null;
   let jsonl: ClosableSink | null = null;
@@ -78,6 +82,7 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     const steps: Array<[string, () => unknown]> = [
       ['service', () => service?.close()],
       ['guard', () => guard?.close()],
+      ['store', () => ownStore?.close()],
       ['webhooks', async () => {
         detach?.();
         await notifier.onIdle();
@@ -105,14 +110,42 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     }
     // host:port names this instance in the store, so a restarted serve keeps its ComfyUI clientId.
     const instanceId = o.guard.instanceId ?? (o.port > 0 ? `${hostname()}:${o.port}` : undefined);
-    const g = await createGuard({ ...o.guard, ...(instanceId ? { instanceId } : {}), analytics: sinks, logger: o.logger.child({ component: 'guard' }) }).catch((err: unknown) => {
+    // ComfyUI clients' uploads reach whichever server runs the job, again after a failover.
+    const uploads = new UploadStore();
+    // Opened here rather than by the guard so the ComfyUI endpoint keeps its client prompt ids in it too.
+    let store: JobStore;
+    try {
+      store = typeof o.guard.store === 'object' ? o.guard.store : (ownStore = openStore(o.guard.store ?? DEFAULT_STORE_URL));
+    } catch (err) {
+      throw storeTrouble(err, o.guard.store);
+    }
+    const prepare = o.guard.prepareAttempt;
+    const g = await createGuard({
+      ...o.guard,
+      store,
+      ...(instanceId ? { instanceId } : {}),
+      analytics: sinks,
+      logger: o.logger.child({ component: 'guard' }),
+      prepareAttempt: async (c) => {
+        await uploads.deliver(c);
+        await prepare?.(c);
+      },
+    }).catch((err: unknown) => {
       throw storeTrouble(err, o.guard.store);
     });
     guard = g;
     detach = attachWebhooks(g, notifier);
     if (o.metrics) metrics = createMetrics(g, { collectDefault: true });
 
-    const serviceOptions = { guard: g, host: o.host, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(metrics ? { metrics } : {}) };
+    const serviceOptions = {
+      guard: g,
+      host: o.host,
+      comfyUploads: uploads,
+      comfyMeta: store,
+      ...(o.comfyPort !== undefined ? { comfyPort: o.comfyPort } : {}),
+      ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+      ...(metrics ? { metrics } : {}),
+    };
     try {
       service = await startService({ ...serviceOptions, port: o.port });
     } catch (err) {

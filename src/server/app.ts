@@ -11,6 +11,8 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { installErrorHandlers } from './api-error.js';
 import { installAuth } from './auth.js';
 import { registerComfyCompat } from './comfy/routes.js';
+import type { MetaStore } from './comfy/registry.js';
+import type { UploadStore } from './comfy/uploads.js';
 import { withZod, type ServiceContext } from './context.js';
 import { registerDashboard } from './routes/dashboard.js';
 import { registerDocsUi, registerOpenApi } from './routes/docs.js';
@@ -40,6 +42,10 @@ export interface AppOptions {
   comfyHeartbeatMs?: number;
   /** Serve the dashboard at `/`. @default true */
   dashboard?: boolean;
+  /** Where ComfyUI clients' uploads are kept; give the same store's `deliver` to the guard's `prepareAttempt`. */
+  comfyUploads?: UploadStore;
+  /** Where client prompt ids and queue numbers are kept across restarts (the job store's getMeta/setMeta). @default in memory */
+  comfyMeta?: MetaStore;
 }
 
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -120,7 +126,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       registerHealthRoutes(z, ctx);
       registerOutputRoutes(z, ctx);
       registerMetricsRoute(z, opts.metrics);
-      const compat = registerComfyCompat(api, ctx);
+      const compat = registerComfyCompat(api, ctx, {
+        ...(opts.comfyUploads ? { uploads: opts.comfyUploads } : {}),
+        ...(opts.comfyMeta ? { meta: opts.comfyMeta } : {}),
+      });
       api.addHook('onClose', async () => compat.hub.close());
     });
     await registerDocsUi(root);

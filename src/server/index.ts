@@ -7,10 +7,15 @@ import type { Guard } from '../jobs/guard-api.js';
 import type { Clock } from '../util/clock.js';
 import { buildApp, type AppOptions } from './app.js';
 import { isLoopbackHost } from './auth.js';
+import { listenComfyRoot, type RootMount } from './comfy/root-mount.js';
+import type { MetaStore } from './comfy/registry.js';
+import type { UploadStore } from './comfy/uploads.js';
 import type { MetricsSource } from './routes/metrics.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, type AppOptions } from './app.js';
 export { isLoopbackHost } from './auth.js';
+export { UploadStore } from './comfy/uploads.js';
+export { memoryMetaStore, type MetaStore } from './comfy/registry.js';
 export type { MetricsSource } from './routes/metrics.js';
 
 export interface ServiceOptions {
@@ -26,11 +31,19 @@ export interface ServiceOptions {
   bodyLimit?: number;
   clock?: Clock;
   dashboard?: boolean;
+  /** Where ComfyUI clients' uploads are kept (see AppOptions). */
+  comfyUploads?: UploadStore;
+  /** Where client prompt ids and numbers are kept across restarts (see AppOptions). */
+  comfyMeta?: MetaStore;
+  /** Also serve the ComfyUI-compatible endpoint at the root of this port (0 picks a free one). */
+  comfyPort?: number;
 }
 
 export interface RunningService {
   /** Base URL, e.g. `http://127.0.0.1:8188` (loopback shown for wildcard hosts). */
   url: string;
+  /** Base URL of the root ComfyUI mount, when `comfyPort` was given. */
+  comfyUrl?: string;
   app: FastifyInstance;
   /** Ends SSE streams and sockets, stops listening. Idempotent; does not close the guard. */
   close(): Promise<void>;
@@ -68,7 +81,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
     ...(opts.dashboard !== undefined ? { dashboard: opts.dashboard } : {}),
+    ...(opts.comfyUploads !== undefined ? { comfyUploads: opts.comfyUploads } : {}),
+    ...(opts.comfyMeta !== undefined ? { comfyMeta: opts.comfyMeta } : {}),
   };
+  if (opts.comfyPort !== undefined && (!Number.isInteger(opts.comfyPort) || opts.comfyPort < 0 || opts.comfyPort > 65_535)) {
+    throw new ServiceConfigError(`comfyPort must be an integer from 0 to 65535, got ${JSON.stringify(opts.comfyPort)}`);
+  }
   const app = buildApp(appOpts);
   try {
     await app.listen({ host, port });
@@ -76,13 +94,28 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     await app.close().catch(() => undefined);
     throw err;
   }
+  let root: RootMount | null = null;
+  if (opts.comfyPort !== undefined) {
+    try {
+      root = await listenComfyRoot(app, { host, port: opts.comfyPort });
+    } catch (err) {
+      await app.close().catch(() => undefined);
+      throw err;
+    }
+  }
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   let closing: Promise<void> | null = null;
   return {
     url: `http://${shownHost}:${actualPort}`,
+    ...(root ? { comfyUrl: root.url } : {}),
     app,
-    close: () => (closing ??= app.close()),
+    close: () =>
+      (closing ??= (async () => {
+        // The app first: it ends the sockets that came in through the root mount too.
+        await app.close();
+        await root?.close();
+      })()),
   };
 }

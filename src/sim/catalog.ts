@@ -4,6 +4,9 @@
  * ComfyUI's own `nodes.py`, `comfy_extras/*` and the example `websocket_image_save` custom node;
  * combo lists that depend on files (checkpoints, LoRAs, input images) are built per request.
  */
+import type { InputTypes, ValidationEnv, ValidationNodeSpec } from '../comfy/validate.js';
+
+export type { InputSpecTuple, InputTypes } from '../comfy/validate.js';
 
 /** Files the server can see, per model folder, and in its `input/` directory. */
 export interface CatalogContext {
@@ -13,14 +16,6 @@ export interface CatalogContext {
   inputFileHash(name: string): string;
 }
 
-/** A V1 input spec tuple: `[type]` or `[type, options]`. */
-export type InputSpecTuple = [unknown] | [unknown, Record<string, unknown>];
-
-export interface InputTypes {
-  required?: Record<string, InputSpecTuple>;
-  optional?: Record<string, InputSpecTuple>;
-  hidden?: Record<string, unknown>;
-}
 
 /** Where a node's code lives, for realistic tracebacks. */
 export interface NodeSource {
@@ -556,14 +551,24 @@ export function nodeInfo(spec: NodeSpec, ctx: CatalogContext): Record<string, un
   return info;
 }
 
-/** Type, category and options of one input, as ComfyUI's `get_input_info` returns them. */
-export function inputInfo(
-  types: InputTypes,
-  name: string,
-): { type: unknown; category: 'required' | 'optional' | 'hidden'; extra: Record<string, unknown>; config: InputSpecTuple } | undefined {
-  for (const category of ['required', 'optional'] as const) {
-    const spec = types[category]?.[name];
-    if (spec) return { type: spec[0], category, extra: spec[1] ?? {}, config: [spec[0], spec[1] ?? {}] };
-  }
-  return undefined;
+/** A node spec as the shared validator (comfy/validate.ts) sees it, over this server's files. */
+export function validationSpec(spec: NodeSpec, ctx: CatalogContext): ValidationNodeSpec {
+  const custom = spec.customValidate;
+  return {
+    outputNode: spec.outputNode,
+    returnTypes: spec.returnTypes,
+    inputTypes: () => spec.inputTypes(ctx),
+    ...(spec.validateInputs ? { validateInputs: spec.validateInputs } : {}),
+    ...(custom ? { customValidate: (inputs: Record<string, unknown>) => custom.call(spec, inputs, ctx) } : {}),
+  };
+}
+
+/** The validation environment of a server with these node specs and files. */
+export function validationEnv(spec: (classType: string) => NodeSpec | undefined, ctx: CatalogContext): ValidationEnv {
+  return {
+    spec: (c) => {
+      const s = spec(c);
+      return s ? validationSpec(s, ctx) : undefined;
+    },
+  };
 }

@@ -7,16 +7,16 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { QueueItem } from '../comfy/types.js';
-import { MODEL_FOLDERS, NODE_SPECS, nodeInfo, type CatalogContext, type NodeSpec } from './catalog.js';
+import { MODEL_FOLDERS, NODE_SPECS, nodeInfo, validationEnv, type CatalogContext, type NodeSpec } from './catalog.js';
 import type { Executor } from './executor.js';
 import type { FaultInjector } from './faults.js';
 import { emptyResponse, internalError, jsonResponse, parseJsonBody, type SimRequest, type SimResponse } from './http-util.js';
 import type { MemoryModel } from './memory.js';
 import type { ResolvedOptions } from './options.js';
-import { PyError, pyContains, pyFloat, pyInt, pyStr, pyTruthy } from './pyfmt.js';
+import { PyError, pyContains, pyFloat, pyInt, pyStr, pyTruthy } from '../comfy/pyfmt.js';
 import type { PromptQueue } from './queue.js';
 import type { DirType, SimStorage } from './storage.js';
-import { HandlerCrash, validatePrompt, type ValidationEnv } from './validate.js';
+import { HandlerCrash, validatePrompt } from '../comfy/validate.js';
 
 /** The state of one simulated server process (replaced by a crash or a reset). */
 export interface Runtime {
@@ -121,20 +121,21 @@ function postPrompt(ctx: RouteContext, req: SimRequest): SimResponse {
   const partial = 'partial_execution_targets' in data ? data.partial_execution_targets : null;
 
   // Fault kinds that act on validation: a node type or a model file "is not on this server".
-  let env: ValidationEnv = { spec: (c) => ctx.spec(c), ctx: ctx.catalog };
+  let spec = (c: string) => ctx.spec(c);
+  let catalog = ctx.catalog;
   const victimNode = firstNodeType(prompt, ctx);
   if (victimNode && ctx.faults.roll('missing_node')) {
     ctx.faults.record('missing_node');
-    env = { ...env, spec: (c) => (c === victimNode ? undefined : ctx.spec(c)) };
+    spec = (c) => (c === victimNode ? undefined : ctx.spec(c));
   }
   const model = firstModelReference(prompt);
   if (model && ctx.faults.roll('missing_model')) {
     ctx.faults.record('missing_model');
-    const base = env.ctx;
-    env = { ...env, ctx: { ...base, modelList: (folder) => base.modelList(folder).filter((f) => !(folder === model.folder && f === model.file)) } };
+    const base = catalog;
+    catalog = { ...base, modelList: (folder) => base.modelList(folder).filter((f) => !(folder === model.folder && f === model.file)) };
   }
 
-  const valid = validatePrompt(prompt, partial, env);
+  const valid = validatePrompt(prompt, partial, validationEnv(spec, catalog));
   let extraData: unknown = 'extra_data' in data ? data.extra_data : {};
   if ('client_id' in data) {
     if (!isDict(extraData)) throw new PyError('TypeError', "'list' object does not support item assignment");

@@ -17,7 +17,7 @@ import { ExecutionList, isLink, nodeSignature, type PromptGraph } from './graph.
 import { AllocationError, OOM_TIPS, cudaOomMessage, type MemoryModel } from './memory.js';
 import { BEHAVIORS, NodeException, type NodeRun, type SimValue } from './node-behaviors.js';
 import type { NodeGateInfo } from './options.js';
-import { pyJsonDumps } from './pyfmt.js';
+import { pyJsonDumps } from '../comfy/pyfmt.js';
 import type { PromptQueue } from './queue.js';
 import type { ExecutionCounters } from './stats.js';
 import { SaveError, type SimStorage } from './storage.js';

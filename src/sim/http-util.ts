@@ -4,7 +4,7 @@
  * the plain-text 500 page, `404: Not Found`, and the 413 text for oversized bodies.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pyJsonDumps } from './pyfmt.js';
+import { pyJsonDumps } from '../comfy/pyfmt.js';
 
 /** A response to write. `close` ends the connection afterwards (aiohttp does after a 500). */
 export interface SimResponse {

@@ -5,7 +5,7 @@
  * `/free` flags the worker applies between prompts.
  */
 import type { HistoryEntry, HistoryMessage, QueueItem } from '../comfy/types.js';
-import { HandlerCrash } from './validate.js';
+import { HandlerCrash } from '../comfy/validate.js';
 
 export const MAXIMUM_HISTORY_SIZE = 10000;
 

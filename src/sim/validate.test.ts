@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { NODE_SPECS, type CatalogContext } from './catalog.js';
-import { HandlerCrash, validatePrompt, type ValidationEnv } from './validate.js';
+import { HandlerCrash, validatePrompt, type ValidationEnv } from '../comfy/validate.js';
+import { NODE_SPECS, validationEnv, type CatalogContext } from './catalog.js';
 
 const ctx: CatalogContext = {
   modelList: (folder) => (folder === 'checkpoints' ? ['a.safetensors'] : folder === 'loras' ? Array.from({ length: 25 }, (_, i) => `l${i}.safetensors`) : []),
   inputFiles: () => ['example.png'],
   inputFileHash: () => 'h',
 };
-const env: ValidationEnv = { spec: (c) => NODE_SPECS.get(c), ctx };
+const env: ValidationEnv = validationEnv((c) => NODE_SPECS.get(c), ctx);
 
 function sd(overrides: Record<string, unknown> = {}): Record<string, { class_type: string; inputs: Record<string, unknown> }> {
   return {

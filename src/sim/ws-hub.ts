@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { pyJsonDumps } from './pyfmt.js';
+import { pyJsonDumps } from '../comfy/pyfmt.js';
 
 /** The session a send is addressed to: null/undefined broadcasts (ComfyUI's `sid=None`). */
 export type Sid = unknown;

@@ -262,11 +262,15 @@ describe('comfyguard doctor', () => {
 describe('comfyguard serve', () => {
   it('serves the API and metrics over a simulator from env settings, and drains on SIGTERM', async () => {
     const s = await sim();
-    const p = new CliProcess(['serve', '--port', '0', '--store', 'memory:'], { env: { COMFYUI_URL: s.url, LOG_LEVEL: 'warn' } });
+    const p = new CliProcess(['serve', '--port', '0', '--comfy-port', '0', '--store', 'memory:'], { env: { COMFYUI_URL: s.url, LOG_LEVEL: 'warn' } });
     procs.push(p);
     const url = (await p.waitFor(/listening on (http:\/\/\S+)/))[1]!;
     const health = await fetch(`${url}/api/health`);
     expect(health.status).toBe(200);
+    // --comfy-port: the ComfyUI API at the root of its own port.
+    const comfyUrl = (await p.waitFor(/ComfyUI\s+(http:\/\/\S+)/))[1]!;
+    expect(comfyUrl).not.toContain('/comfy');
+    expect(await (await fetch(`${comfyUrl}/api/prompt`)).json()).toMatchObject({ exec_info: { queue_remaining: 0 } });
     const wf = JSON.parse(await readFile(await workflowFile('serve.json'), 'utf8')) as unknown;
     const submitted = await fetch(`${url}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ workflow: wf }) });
     expect(submitted.status).toBe(202);

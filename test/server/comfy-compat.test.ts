@@ -133,20 +133,39 @@ describe('a ComfyUI client flow through /comfy', () => {
     expect(job.status).toBe('completed');
   });
 
-  it('reports a failed job as execution_error on the socket and as an errored history entry', async () => {
+  it('answers a prompt that fails validation with ComfyUI\'s own 400 before any job exists', async () => {
+    const before = (await rig.guard.stats()).totalJobs;
+    const bad = { '1': { class_type: 'EmptyImage', inputs: { width: 0, height: 64, batch_size: 1, color: 0 } }, '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'bad' } } };
+    const res = await postPromptAsText(rig.url, { client_id: 'c2', prompt: bad });
+    expect(res.status).toBe(400);
+    const direct = await fetch(`${rig.sims[0]!.url}/prompt`, { method: 'POST', body: JSON.stringify({ prompt: bad }) });
+    expect(await res.json()).toEqual(await direct.json());
+    expect((await rig.guard.stats()).totalJobs).toBe(before);
+  });
+
+  it('reports a failed job with ComfyUI\'s own execution_error on the socket and in history, plus comfyguard\'s code', async () => {
     const ws = connect(rig.url, '?clientId=c2');
     await ws.next((m) => m.type === 'status');
-    const bad = { '1': { class_type: 'EmptyImage', inputs: { width: 0, height: 64, batch_size: 1, color: 0 } }, '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'bad' } } };
-    const { prompt_id: id } = (await (await postPromptAsText(rig.url, { client_id: 'c2', prompt: bad })).json()) as { prompt_id: string };
+    const failing = {
+      '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } },
+      '2': { class_type: 'ImageToMask', inputs: { image: ['1', 0], channel: 'alpha' } },
+      '3': { class_type: 'MaskToImage', inputs: { mask: ['2', 0] } },
+      '4': { class_type: 'SaveImage', inputs: { images: ['3', 0], filename_prefix: 'bad' } },
+    };
+    const { prompt_id: id } = (await (await postPromptAsText(rig.url, { client_id: 'c2', prompt: failing })).json()) as { prompt_id: string };
     await ws.next((m) => m.type === 'executing' && m.data.node === null && m.data.prompt_id === id);
     const err = ws.forPrompt(id).find((m) => m.type === 'execution_error')!;
-    expect(err.data).toMatchObject({ prompt_id: id, exception_type: 'COMFYUI_INVALID_PARAMETERS', traceback: [] });
-    expect(String(err.data.exception_message).length).toBeGreaterThan(0);
+    expect(err.data).toMatchObject({ prompt_id: id, exception_type: 'IndexError', node_id: '2', node_type: 'ImageToMask' });
+    expect((err.data.traceback as string[]).length).toBeGreaterThan(0);
+    expect(typeof err.data.code).toBe('string');
+    expect(typeof err.data.hint).toBe('string');
     expect(ws.forPrompt(id).map((m) => m.type)).not.toContain('execution_success');
 
     const entry = ((await (await fetch(`${rig.url}/comfy/history/${id}`)).json()) as HistoryMap)[id]!;
     expect(entry.status).toMatchObject({ status_str: 'error', completed: false });
-    expect(entry.status!.messages.at(-1)![0]).toBe('execution_error');
+    const last = entry.status!.messages.at(-1)!;
+    expect(last[0]).toBe('execution_error');
+    expect(last[1]).toMatchObject({ exception_type: 'IndexError', node_id: '2' });
     expect(entry.outputs).toEqual({});
   });
 
@@ -164,9 +183,8 @@ describe('a ComfyUI client flow through /comfy', () => {
   it('answers ComfyUI-shaped 400s for a missing, malformed or UI-format prompt', async () => {
     const cases: Array<[unknown, string]> = [
       [{ client_id: 'x' }, 'no_prompt'],
-      [{ prompt: 'EmptyImage' }, 'invalid_prompt'],
       [{ prompt: { nodes: [], links: [] } }, 'invalid_prompt'],
-      [{ prompt: {} }, 'invalid_prompt'],
+      [{ prompt: {} }, 'prompt_no_outputs'],
       [{ prompt: { '1': { inputs: {} } } }, 'invalid_prompt'],
     ];
     for (const [body, type] of cases) {
@@ -177,6 +195,10 @@ describe('a ComfyUI client flow through /comfy', () => {
       expect(err.error.message.length).toBeGreaterThan(0);
       expect(err.node_errors).toEqual({});
     }
+    // Where ComfyUI's handler itself raises, aiohttp answers a text 500; so does comfyguard.
+    const crash = await postPromptAsText(rig.url, { prompt: 'EmptyImage' });
+    expect(crash.status).toBe(500);
+    expect(await crash.text()).toBe('500 Internal Server Error\n\nServer got itself in trouble');
     const notJson = await fetch(`${rig.url}/comfy/prompt`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'not json' });
     expect(notJson.status).toBe(400);
     expect(((await notJson.json()) as { error: { type: string } }).error.type).toBe('invalid_json');
@@ -187,7 +209,7 @@ describe('a ComfyUI client flow through /comfy', () => {
     await ws.next((m) => m.type === 'status');
     ws.ws.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true } }));
     const flags = await ws.next((m) => m.type === 'feature_flags');
-    expect(flags.data).toMatchObject({ supports_preview_metadata: false });
+    expect(flags.data).toMatchObject({ supports_preview_metadata: true });
     // With no job at all, status messages keep coming (this rig beats every 100 ms).
     await waitFor(() => ws.messages.filter((m) => m.type === 'status').length >= 3, 'three status heartbeats');
     const beat = ws.messages.filter((m) => m.type === 'status')[2]!;

@@ -74,6 +74,7 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
       guard: guardOptions,
       host: cfg.host,
       port: cfg.port,
+      ...(cfg.comfyPort !== undefined ? { comfyPort: cfg.comfyPort } : {}),
       ...(cfg.apiKey ? { apiKey: cfg.apiKey } : {}),
       metrics: cfg.metrics,
       ...(cfg.webhookSecret ? { webhookSecret: cfg.webhookSecret } : {}),
@@ -89,7 +90,9 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
   const stopping = untilSignal(logger);
   const tally = new SessionTally(stack.guard);
   logger.info({ url: stack.url, servers: guardOptions.servers, store: redactStore(cfg.store), queue: cfg.queue === 'memory' ? 'memory' : 'bullmq' }, 'comfyguard is serving');
-  process.stdout.write(`comfyguard listening on ${stack.url}\n  dashboard  ${stack.url}/\n  API docs   ${stack.url}/docs\n${cfg.metrics ? `  metrics    ${stack.url}/metrics\n` : ''}`);
+  process.stdout.write(
+    `comfyguard listening on ${stack.url}\n  dashboard  ${stack.url}/\n  API docs   ${stack.url}/docs\n  ComfyUI    ${stack.service.comfyUrl ?? `${stack.url}/comfy`}\n${cfg.metrics ? `  metrics    ${stack.url}/metrics\n` : ''}`,
+  );
   const sig = await stopping;
   logger.info({ signal: sig }, 'shutting down: draining jobs');
   await stack.close();

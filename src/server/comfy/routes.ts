@@ -18,11 +18,14 @@ import { ApiError, toApiError } from '../api-error.js';
 import { withZod, type ServiceContext } from '../context.js';
 import { isUiFormatWorkflow } from '../routes/jobs.js';
 import { sendBytes } from '../routes/outputs.js';
-import { CompatRegistry } from './registry.js';
+import { CompatRegistry, type MetaStore } from './registry.js';
 import { queryNumber, ViewQuerySchema } from '../schemas.js';
 import { historyEntry, queueItem } from './shapes.js';
 import { ComfySocketHub } from './socket-hub.js';
 import { getFromUpstream } from './upstream.js';
+import { parseUpload } from './upload-form.js';
+import { UploadStore } from './uploads.js';
+import { AIOHTTP_500_TEXT, checkPrompt, ObjectInfoCache } from './prompt-check.js';
 
 const TAG = ['comfyui-compatible'];
 const ACTIVE: JobStatus[] = ['queued', 'running', 'recovering'];
@@ -58,8 +61,9 @@ const PromptBody = z.looseObject({
   partial_execution_targets: z.array(z.string()).optional(),
 });
 
-const QueueBody = z.looseObject({ delete: z.array(z.union([z.string(), z.number()])).optional(), clear: z.boolean().optional() });
-const InterruptBody = z.looseObject({ prompt_id: z.string().optional() }).optional();
+// ComfyUI accepts an empty or null body on queue, interrupt and free (it then does nothing or interrupts all).
+const QueueBody = z.looseObject({ delete: z.array(z.union([z.string(), z.number()])).optional(), clear: z.boolean().optional() }).nullish();
+const InterruptBody = z.looseObject({ prompt_id: z.string().optional() }).nullish();
 const HistoryQuery = z.looseObject({ max_items: queryNumber({ int: true, min: 1, max: 1000 }).optional(), offset: queryNumber({ int: true, min: 0, max: 1_000_000 }).optional() });
 const anyJson = z.unknown();
 
@@ -67,31 +71,37 @@ const anyJson = z.unknown();
 export interface ComfyCompat {
   hub: ComfySocketHub;
   registry: CompatRegistry;
+  uploads: UploadStore;
+  objectInfo: ObjectInfoCache;
 }
 
 /** Registers the `/comfy` plugin; returns the socket hub so the service can close it. */
-export function registerComfyCompat(app: FastifyInstance, ctx: ServiceContext): ComfyCompat {
-  const registry = new CompatRegistry();
+export function registerComfyCompat(app: FastifyInstance, ctx: ServiceContext, opts: { uploads?: UploadStore; meta?: MetaStore } = {}): ComfyCompat {
+  const registry = new CompatRegistry({ ...(opts.meta ? { meta: opts.meta } : {}), onWriteError: (err) => app.log.error({ err }, 'could not persist a ComfyUI prompt id') });
   const hub = new ComfySocketHub({ guard: ctx.guard, registry, clock: ctx.clock, heartbeatMs: ctx.comfyHeartbeatMs, logger: app.log });
+  const compat: ComfyCompat = { hub, registry, uploads: opts.uploads ?? new UploadStore(), objectInfo: new ObjectInfoCache({ guard: ctx.guard, clock: ctx.clock }) };
   app.register(
     async (instance) => {
       await instance.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+      // Uploads are multipart; the body is parsed by the route (Node's own FormData parser).
+      instance.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
       instance.setErrorHandler((err: FastifyError | ComfyRejection, req: FastifyRequest, reply: FastifyReply) => {
         if (err instanceof ComfyRejection) return reply.code(err.status).send(rejectionBody(err.type, err.message, err.details));
         const e = toApiError(err);
         if (e.status >= 500) req.log.error({ err }, 'comfy endpoint failed');
         return reply.code(e.status).send({ ...rejectionBody(e.code.toLowerCase(), e.message, e.field ?? ''), code: e.code });
       });
-      routes(withZod(instance), ctx, registry, hub);
+      routes(withZod(instance), ctx, compat);
       hub.start();
     },
     { prefix: '/comfy' },
   );
-  return { hub, registry };
+  return compat;
 }
 
-function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: CompatRegistry, hub: ComfySocketHub): void {
+function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: ComfyCompat): void {
   const { guard } = ctx;
+  const { registry, hub, uploads } = compat;
 
   const queueRemaining = async (): Promise<number> => {
     const { byStatus } = await guard.stats();
@@ -113,32 +123,40 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
         tags: TAG,
         querystring: ClientQuery,
         body: PromptBody,
-        response: { 200: z.object({ prompt_id: z.string(), number: z.number(), node_errors: z.record(z.string(), z.unknown()) }), 400: anyJson },
+        response: { 200: z.object({ prompt_id: z.string(), number: z.number(), node_errors: z.record(z.string(), z.unknown()) }), 400: anyJson, 500: anyJson },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const body = req.body;
       if (body.prompt === undefined || body.prompt === null) throw new ComfyRejection(400, 'no_prompt', 'No prompt provided', 'No prompt provided');
       if (isUiFormatWorkflow(body.prompt)) {
         throw new ComfyRejection(400, 'invalid_prompt', 'This is a UI-format workflow; export it with "Save (API Format)".', 'UI-format workflow');
       }
-      if (typeof body.prompt !== 'object' || Array.isArray(body.prompt)) throw new ComfyRejection(400, 'invalid_prompt', 'The prompt must be an API-format workflow object.');
+      // Checked as ComfyUI checks it, against each server's node definitions, before a job exists.
+      const check = checkPrompt(body.prompt, body.partial_execution_targets ?? null, await compat.objectInfo.all(), (name) => uploads.has(name));
+      if (!check.ok) {
+        if (check.status === 500) return reply.code(500).header('content-type', 'text/plain; charset=utf-8').send(check.text);
+        return reply.code(400).send(check.body);
+      }
+      if (typeof check.prompt !== 'object' || check.prompt === null || Array.isArray(check.prompt)) {
+        throw new ComfyRejection(400, 'invalid_prompt', 'The prompt must be an API-format workflow object.');
+      }
       const clientId = body.client_id ?? req.query.clientId ?? null;
       let result;
       try {
-        result = await guard.submit(body.prompt as ApiWorkflow, body.front ? { priority: 1000 } : {});
+        result = await guard.submit(check.prompt as ApiWorkflow, body.front ? { priority: 1000 } : {});
       } catch (err) {
         const e = toApiError(err);
         if (e.status === 400) throw new ComfyRejection(400, 'invalid_prompt', e.message, e.field ?? '');
         throw err;
       }
-      const entry = registry.add(result.id, {
+      const entry = await registry.add(result.id, {
         clientId,
         ...(body.prompt_id !== undefined ? { promptId: String(body.prompt_id) } : {}),
         ...(body.number !== undefined ? { number: body.number } : {}),
         ...(body.front ? { front: true } : {}),
       });
-      void hub.catchUp(result.id).catch((err: unknown) => req.log.warn({ err }, 'compat catch-up failed'));
+      void hub.claim(result.id).catch((err: unknown) => req.log.warn({ err }, 'compat catch-up failed'));
       return { prompt_id: entry.promptId, number: entry.number, node_errors: {} };
     },
   );
@@ -158,7 +176,8 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
     },
     async () => {
       const jobs = await activeJobs();
-      const item = (j: JobRecord) => queueItem(j, registry.entry(j.id));
+      const entries = new Map(await Promise.all(jobs.map(async (j) => [j.id, (await registry.load(j.id)) ?? registry.entry(j.id)] as const)));
+      const item = (j: JobRecord) => queueItem(j, entries.get(j.id)!);
       const byNumber = (a: ReturnType<typeof item>, b: ReturnType<typeof item>) => a[0] - b[0];
       return {
         queue_running: jobs.filter((j) => j.status !== 'queued').map(item).sort(byNumber),
@@ -174,8 +193,8 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
     },
     async (req, reply) => {
       const ids: string[] = [];
-      if (req.body.clear) ids.push(...(await guard.list({ status: 'queued', limit: 1000 })).jobs.map((j) => j.id));
-      for (const id of req.body.delete ?? []) ids.push(registry.resolve(String(id)));
+      if (req.body?.clear) ids.push(...(await guard.list({ status: 'queued', limit: 1000 })).jobs.map((j) => j.id));
+      for (const id of req.body?.delete ?? []) ids.push(await registry.resolvePersisted(String(id)));
       await cancelMany([...new Set(ids)]);
       return reply.code(200).send();
     },
@@ -189,7 +208,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
     async (req, reply) => {
       const promptId = req.body?.prompt_id;
       let ids: string[];
-      if (promptId) ids = [registry.resolve(promptId)];
+      if (promptId) ids = [await registry.resolvePersisted(promptId)];
       else {
         const running = (await activeJobs()).filter((j) => j.status !== 'queued');
         const clientId = req.query.clientId;
@@ -213,12 +232,12 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
       },
     },
     async (req) => {
-      const jobId = registry.resolve(req.params.id);
+      const jobId = await registry.resolvePersisted(req.params.id);
       const job = await guard.get(jobId);
       if (!job || !isTerminal(job.status)) return {};
-      const entry = registry.entry(job.id);
+      const entry = (await registry.load(job.id)) ?? registry.entry(job.id);
       for (const o of job.outputs) registry.rememberFile(o, o.server);
-      return { [entry.promptId]: historyEntry(job, entry) };
+      return { [entry.promptId]: historyEntry(job, entry, registry.terminalOf(job.id)) };
     },
   );
 
@@ -233,9 +252,9 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
       const out: HistoryMap = {};
       // ComfyUI lists oldest first; the store pages newest first.
       for (const job of jobs.reverse()) {
-        const entry = registry.entry(job.id);
+        const entry = (await registry.load(job.id)) ?? registry.entry(job.id);
         for (const o of job.outputs) registry.rememberFile(o, o.server);
-        out[entry.promptId] = historyEntry(job, entry);
+        out[entry.promptId] = historyEntry(job, entry, registry.terminalOf(job.id));
       }
       return out;
     },
@@ -257,11 +276,35 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, registry: 
     async (_req, reply) => reply.code(200).send(),
   );
 
+  for (const kind of ['image', 'mask'] as const) {
+    app.post(
+      `/upload/${kind}`,
+      {
+        schema: {
+          summary: `Upload an ${kind === 'image' ? 'image' : 'image mask'} (ComfyUI POST /upload/${kind}); kept by comfyguard and delivered to the server that runs the job`,
+          description: 'multipart/form-data with `image`, and optionally `type`, `subfolder`, `overwrite`' + (kind === 'mask' ? ' and `original_ref` (JSON)' : '') + '. Answers { name, subfolder, type }.',
+          tags: TAG,
+          querystring: ClientQuery,
+        },
+      },
+      async (req, reply) => {
+        const r = await parseUpload(req.headers['content-type'], req.body, kind === 'mask');
+        if (!r.ok) {
+          if (r.status === 500) return reply.code(500).header('content-type', 'text/plain; charset=utf-8').send(AIOHTTP_500_TEXT);
+          return reply.code(r.status).send();
+        }
+        return uploads.save(r.file, r.overwrite);
+      },
+    );
+  }
+
   app.get(
     '/view',
     { schema: { summary: 'An output file (ComfyUI GET /view), from the server that made it', tags: TAG, querystring: ViewQuerySchema } },
     async (req, reply) => {
       const file = { filename: req.query.filename, subfolder: req.query.subfolder ?? '', type: req.query.type ?? 'output' };
+      const uploaded = uploads.get(file.type, file.subfolder, file.filename);
+      if (uploaded) return sendBytes(reply, uploaded.contentType, uploaded.data);
       const known = registry.serverOf(file);
       const candidates = known ? [known] : (await guard.servers()).map((s) => s.name);
       let lastError: unknown = new ApiError(404, 'NOT_FOUND', 'no such file');

@@ -32,14 +32,45 @@ export function nodeOutputs(job: JobRecord): Record<string, NodeOutput> {
   return out;
 }
 
-/** The terminal message of a job, as ComfyUI writes it last in the history and sends on the socket. */
-export function terminalMessage(job: JobRecord, promptId: string): WsMessage {
+/** comfyguard's own facts about a finished job, sent as an extra `comfyguard` field ComfyUI clients ignore. */
+export function comfyguardInfo(job: JobRecord): Record<string, unknown> {
+  const last = job.attempts.at(-1);
+  const changes = last?.changes ?? [];
+  return {
+    job_id: job.id,
+    attempts: job.attempts.length,
+    recovered: job.status === 'completed' && job.attempts.length > 1,
+    // The result differs from what was asked for: degraded quality or inputs a recovery changed.
+    degraded: job.degraded || changes.length > 0 ? { level: job.degraded?.level ?? null, factor: job.degraded?.factor ?? null, changes } : null,
+  };
+}
+
+/**
+ * The terminal message of a job, as ComfyUI writes it last in the history and sends on the socket.
+ * `raw` is ComfyUI's own terminal message of the final attempt, when there was one: its words are
+ * kept and comfyguard's code, category and hint ride along as extra fields.
+ */
+export function terminalMessage(job: JobRecord, promptId: string, raw?: WsMessage): WsMessage {
   const timestamp = job.endedAt ?? job.updatedAt;
-  if (job.status === 'completed') return { type: 'execution_success', data: { prompt_id: promptId, timestamp } };
+  const extra = { comfyguard: comfyguardInfo(job) };
+  if (job.status === 'completed') {
+    const data = raw?.type === 'execution_success' ? raw.data : { timestamp };
+    return { type: 'execution_success', data: { ...data, prompt_id: promptId, ...extra } };
+  }
   if (job.status === 'cancelled') {
-    return { type: 'execution_interrupted', data: { prompt_id: promptId, node_id: '', node_type: '', executed: [], timestamp } };
+    const data = raw?.type === 'execution_interrupted' ? raw.data : { node_id: '', node_type: '', executed: [], timestamp };
+    return { type: 'execution_interrupted', data: { ...data, prompt_id: promptId, ...extra } };
   }
   const err = job.error;
+  const guardFields = {
+    code: err?.code ?? (job.status === 'timed_out' ? 'COMFYUI_TIMEOUT' : 'INTERNAL_ERROR'),
+    category: err?.category ?? null,
+    hint: err?.hint ?? null,
+  };
+  if (raw?.type === 'execution_error') {
+    return { type: 'execution_error', data: { ...raw.data, prompt_id: promptId, ...guardFields, ...extra } };
+  }
+  // No ComfyUI error to relay (a crash, a timeout, a failure before the prompt ran): comfyguard's words.
   return {
     type: 'execution_error',
     data: {
@@ -47,21 +78,22 @@ export function terminalMessage(job: JobRecord, promptId: string): WsMessage {
       node_id: err?.nodeId ?? '',
       node_type: err?.nodeType ?? '',
       executed: [],
-      // The code goes where ComfyUI puts the Python exception type, so clients that branch on it still can.
-      exception_type: err?.code ?? (job.status === 'timed_out' ? 'COMFYUI_TIMEOUT' : 'INTERNAL_ERROR'),
+      exception_type: guardFields.code,
       exception_message: err ? `${err.message}\n${err.hint}` : `The job ended as ${job.status}.`,
       traceback: [],
       current_inputs: {},
       current_outputs: [],
       timestamp,
+      ...guardFields,
+      ...extra,
     },
   };
 }
 
 /** A history entry (`/history/{id}`) for a terminal job. */
-export function historyEntry(job: JobRecord, entry: CompatEntry): HistoryEntry {
+export function historyEntry(job: JobRecord, entry: CompatEntry, raw?: WsMessage): HistoryEntry {
   const start = job.startedAt ?? job.createdAt;
-  const last = terminalMessage(job, entry.promptId);
+  const last = terminalMessage(job, entry.promptId, raw);
   const outputs = nodeOutputs(job);
   const meta: NonNullable<HistoryEntry['meta']> = {};
   for (const node of Object.keys(outputs)) meta[node] = { node_id: node, display_node: node, parent_node: null, real_node_id: node };

@@ -4,25 +4,60 @@
  * as a dead connection (@saintno/comfyui-sdk) stay calm during long steps.
  */
 import type { WebSocket } from 'ws';
-import type { WsMessage } from '../../comfy/types.js';
+import { encodeBinaryFrame } from '../../comfy/binary.js';
+import type { BinaryFrame, WsMessage } from '../../comfy/types.js';
 import type { Guard, JobEvent } from '../../jobs/guard-api.js';
 import { isTerminal, type JobRecord } from '../../jobs/types.js';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { CompatRegistry } from './registry.js';
 import { nodeOutputs, terminalMessage } from './shapes.js';
 
+type PreviewFrame = Extract<BinaryFrame, { kind: 'preview' | 'preview_with_metadata' }>;
+
 interface Logger {
   warn(obj: object, msg?: string): void;
 }
 
+/** What the hub knows about a job it relays. */
 interface JobTrack {
+  /** `execution_start` went out (later attempts' are not repeated: the client sees one prompt). */
   started: boolean;
-  lastNode: string | null;
+  /** The attempt whose ComfyUI events are relayed; older attempts' late events are dropped. */
+  attempt: number;
+  /** ComfyUI's terminal message of the current attempt, held until the job's own end is known. */
+  terminal: WsMessage | null;
+  /** Output nodes whose `executed` went out. */
+  executed: Set<string>;
 }
 
 const QUEUE_COUNT_TTL_MS = 250;
+/** Events of jobs nobody claimed yet (a job can start before `POST /prompt` has answered). */
+const UNCLAIMED_JOBS = 64;
+const UNCLAIMED_EVENTS_PER_JOB = 500;
 
-type Outgoing = WsMessage | { type: 'feature_flags'; data: Record<string, unknown> };
+type Outgoing = WsMessage | { type: string; data: Record<string, unknown> } | Buffer;
+
+/** The client's view of a ComfyUI message: every prompt id of the attempt becomes the client's. */
+export function rewritePromptId<T extends { type: string; data: unknown }>(message: T, from: string, to: string): T {
+  const data = message.data as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...data };
+  if (out.prompt_id === from) out.prompt_id = to;
+  if (message.type === 'progress_state' && data.nodes && typeof data.nodes === 'object') {
+    const nodes: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(data.nodes as Record<string, Record<string, unknown>>)) nodes[k] = v?.prompt_id === from ? { ...v, prompt_id: to } : v;
+    out.nodes = nodes;
+  }
+  return { ...message, data: out };
+}
+
+/** A preview frame for a client: type 4 (with metadata) only to clients that announced support for it. */
+export function previewFor(frame: PreviewFrame, promptId: string, withMetadata: boolean): Buffer {
+  if (frame.kind === 'preview') return encodeBinaryFrame({ kind: 'preview', formatCode: frame.formatCode, image: frame.image });
+  if (withMetadata) return encodeBinaryFrame({ kind: 'preview_with_metadata', metadata: { ...frame.metadata, prompt_id: promptId }, image: frame.image });
+  // ComfyUI's own fallback for such clients: a type 1 frame (format 1 = JPEG, 2 = PNG).
+  const formatCode = frame.metadata.image_type === 'image/jpeg' ? 1 : 2;
+  return encodeBinaryFrame({ kind: 'preview', formatCode, image: frame.image });
+}
 
 /** Routes guard events to ComfyUI clients' sockets in ComfyUI's message order. */
 export class ComfySocketHub {
@@ -35,6 +70,9 @@ export class ComfySocketHub {
   /** Per-client send chain: messages that wait for a queue count still go out in order. */
   readonly #chains = new Map<string, Promise<void>>();
   readonly #jobs = new Map<string, JobTrack>();
+  /** Clients that announced `supports_preview_metadata` in their `feature_flags`. */
+  readonly #previewMetadata = new Set<string>();
+  readonly #unclaimed = new Map<string, JobEvent[]>();
   /** Jobs whose end was already sent (bounded), so a catch-up never sends it twice. */
   readonly #finished = new Set<string>();
   #unsubscribe: (() => void) | null = null;
@@ -72,6 +110,7 @@ export class ComfySocketHub {
       if (this.#sockets.get(clientId) === socket) {
         this.#sockets.delete(clientId);
         this.#chains.delete(clientId);
+        this.#previewMetadata.delete(clientId);
       }
     });
     socket.on('message', (data, isBinary) => {
@@ -82,18 +121,24 @@ export class ComfySocketHub {
       } catch {
         return;
       }
-      if ((msg as { type?: unknown } | null)?.type === 'feature_flags') {
-        this.#enqueue(clientId, async () => [{ type: 'feature_flags', data: { supports_preview_metadata: false } }]);
+      const m = msg as { type?: unknown; data?: { supports_preview_metadata?: unknown } } | null;
+      if (m?.type === 'feature_flags') {
+        if (m.data?.supports_preview_metadata === true) this.#previewMetadata.add(clientId);
+        else this.#previewMetadata.delete(clientId);
+        this.#enqueue(clientId, async () => [{ type: 'feature_flags', data: { supports_preview_metadata: true } }]);
       }
     });
     this.#enqueue(clientId, async () => [{ type: 'status', data: { status: { exec_info: { queue_remaining: await this.#queueRemaining() } }, sid: clientId } }]);
   }
 
   /**
-   * Sends the end of a job that finished before the endpoint recorded who submitted it (a fast
-   * server can finish a job before `POST /prompt` has answered).
+   * Relays what happened to a job before the endpoint recorded who submitted it (a job can start,
+   * or even finish, before `POST /prompt` has answered), then follows it live.
    */
-  async catchUp(jobId: string): Promise<void> {
+  async claim(jobId: string): Promise<void> {
+    const early = this.#unclaimed.get(jobId) ?? [];
+    this.#unclaimed.delete(jobId);
+    for (const e of early) this.#onEvent(e);
     const job = await this.#guard.get(jobId);
     if (job && isTerminal(job.status) && !this.#finished.has(jobId)) {
       this.#onEvent({ type: 'state', jobId, from: null, to: job.status, at: this.#clock.now(), job });
@@ -109,6 +154,7 @@ export class ComfySocketHub {
     for (const s of this.#sockets.values()) s.close(1001, 'comfyguard is shutting down');
     this.#sockets.clear();
     this.#chains.clear();
+    this.#unclaimed.clear();
   }
 
   /**
@@ -151,7 +197,7 @@ export class ComfySocketHub {
       .then((messages) => {
         const socket = this.#sockets.get(clientId);
         if (!socket || socket.readyState !== socket.OPEN) return;
-        for (const m of messages) socket.send(JSON.stringify(m));
+        for (const m of messages) socket.send(Buffer.isBuffer(m) ? m : JSON.stringify(m));
       })
       .catch((err: unknown) => this.#log.warn({ err, clientId }, 'could not send to a ComfyUI client'));
     this.#chains.set(clientId, next);
@@ -159,39 +205,69 @@ export class ComfySocketHub {
 
   #onEvent(e: JobEvent): void {
     const entry = this.#registry.peek(e.jobId);
-    if (!entry?.clientId) return;
-    const pid = entry.promptId;
-    const track = this.#jobs.get(e.jobId) ?? { started: false, lastNode: null };
-    this.#jobs.set(e.jobId, track);
-    const at = e.at;
-    const startMessages = (): Outgoing[] => {
-      if (track.started) return [];
-      track.started = true;
-      return [
-        { type: 'execution_start', data: { prompt_id: pid, timestamp: at } },
-        { type: 'execution_cached', data: { nodes: [], prompt_id: pid, timestamp: at } },
-      ];
-    };
-    if (e.type === 'progress') {
-      const out: Outgoing[] = startMessages();
-      if (e.node && e.node !== track.lastNode) {
-        track.lastNode = e.node;
-        out.push({ type: 'executing', data: { node: e.node, display_node: e.node, prompt_id: pid } });
-      }
-      out.push({ type: 'progress', data: { value: Math.round(e.progress), max: 100, prompt_id: pid, node: e.node ?? track.lastNode } });
-      this.#enqueue(entry.clientId, async () => out);
+    if (!entry) {
+      this.#keepUnclaimed(e);
+      this.#loadOnce(e.jobId);
       return;
     }
-    if (e.type !== 'state') return;
+    if (!entry.clientId) return;
+    const clientId = entry.clientId;
+    const pid = entry.promptId;
+    let track = this.#jobs.get(e.jobId);
+    if (!track) {
+      track = { started: false, attempt: 0, terminal: null, executed: new Set() };
+      this.#jobs.set(e.jobId, track);
+    }
+    const t = track;
+    const send = (out: Outgoing[]) => {
+      if (out.length > 0) this.#enqueue(clientId, async () => out);
+    };
+    const start = (at: number): Outgoing[] => {
+      if (t.started) return [];
+      t.started = true;
+      return [{ type: 'execution_start', data: { prompt_id: pid, timestamp: at } }];
+    };
+
+    switch (e.type) {
+      case 'attempt_started':
+        if (e.attempt > t.attempt) {
+          // A new attempt: whatever the previous one said last is no longer the job's last word.
+          if (t.attempt > 0) send([{ type: 'comfyguard_recovery', data: { prompt_id: pid, attempt: e.attempt, server: e.server } }]);
+          t.attempt = e.attempt;
+          t.terminal = null;
+        }
+        return;
+      case 'comfy': {
+        if (e.attempt < t.attempt) return;
+        t.attempt = e.attempt;
+        const m = rewritePromptId(e.message, e.promptId, pid);
+        if (m.type === 'execution_start') return send(start(e.at));
+        if (m.type === 'execution_success' || m.type === 'execution_error' || m.type === 'execution_interrupted') {
+          t.terminal = m;
+          return;
+        }
+        // The job's own end sends `executing {node: null}` once, after the terminal message.
+        if (m.type === 'executing' && m.data.node === null) return;
+        if (m.type === 'executed') {
+          t.executed.add(m.data.node);
+          for (const img of m.data.output?.images ?? []) this.#registry.rememberFile({ filename: img.filename, subfolder: img.subfolder ?? '', type: img.type ?? 'output' }, e.server);
+        }
+        return send([...start(e.at), m]);
+      }
+      case 'preview': {
+        if (e.attempt < t.attempt) return;
+        const frame = previewFor(e.frame, pid, this.#previewMetadata.has(clientId));
+        return send([frame]);
+      }
+      case 'state':
+        break;
+      default:
+        return;
+    }
     if (e.to === 'queued' && e.from !== null && isTerminal(e.from)) {
       // A manual retry: the job runs again and will end again.
       this.#finished.delete(e.jobId);
       this.#jobs.delete(e.jobId);
-      return;
-    }
-    if (e.to === 'running') {
-      const out = startMessages();
-      if (out.length > 0) this.#enqueue(entry.clientId, async () => out);
       return;
     }
     if (!isTerminal(e.to) || this.#finished.has(e.jobId)) return;
@@ -199,14 +275,40 @@ export class ComfySocketHub {
     this.#finished.add(e.jobId);
     if (this.#finished.size > 10_000) this.#finished.delete(this.#finished.values().next().value as string);
     const job: JobRecord = e.job;
-    const out: Outgoing[] = startMessages();
+    const out: Outgoing[] = start(e.at);
     if (job.status === 'completed') {
+      // Outputs whose `executed` was not relayed live (a cached result, a job that finished unclaimed).
       for (const [node, output] of Object.entries(nodeOutputs(job))) {
-        out.push({ type: 'executed', data: { node, display_node: node, output, prompt_id: pid } });
+        if (!t.executed.has(node)) out.push({ type: 'executed', data: { node, display_node: node, output, prompt_id: pid } });
       }
     }
     for (const o of job.outputs) this.#registry.rememberFile(o, o.server);
-    out.push(terminalMessage(job, pid));
-    this.#enqueue(entry.clientId, async () => [...out, this.#status(await this.#queueRemaining()), { type: 'executing', data: { node: null, prompt_id: pid } }]);
+    if (t.terminal) this.#registry.rememberTerminal(job.id, t.terminal);
+    out.push(terminalMessage(job, pid, t.terminal ?? undefined));
+    // ComfyUI's order: the terminal message, the queue's new status, then `executing {node: null}`.
+    this.#enqueue(clientId, async () => [...out, this.#status(await this.#queueRemaining()), { type: 'executing', data: { node: null, prompt_id: pid } }]);
+  }
+
+  /** A job submitted before a restart: its client and prompt id are in the registry's store. */
+  #loadOnce(jobId: string): void {
+    if (this.#loading.has(jobId)) return;
+    this.#loading.add(jobId);
+    if (this.#loading.size > UNCLAIMED_JOBS * 4) this.#loading.delete(this.#loading.values().next().value as string);
+    void this.#registry
+      .load(jobId)
+      .then((entry) => (entry ? this.claim(jobId) : undefined))
+      .catch((err: unknown) => this.#log.warn({ err, jobId }, 'could not load a ComfyUI prompt id'));
+  }
+
+  readonly #loading = new Set<string>();
+
+  #keepUnclaimed(e: JobEvent): void {
+    let list = this.#unclaimed.get(e.jobId);
+    if (!list) {
+      if (this.#unclaimed.size >= UNCLAIMED_JOBS) this.#unclaimed.delete(this.#unclaimed.keys().next().value as string);
+      list = [];
+      this.#unclaimed.set(e.jobId, list);
+    }
+    if (list.length < UNCLAIMED_EVENTS_PER_JOB) list.push(e);
   }
 }

@@ -5,15 +5,46 @@
  * are attached to that node but carry the outer input's name; every failing output is appended to
  * the `dependent_outputs` of every node that failed so far).
  */
-import type { NodeErrorEntry, NodeValidationError } from '../comfy/types.js';
-import { inputInfo, type CatalogContext, type NodeSpec } from './catalog.js';
 import { PyError, pyContains, pyEquals, pyFloat, pyInt, pyStr, pyStrRepr, pyTruthy, pyTypeName } from './pyfmt.js';
+import type { NodeErrorEntry, NodeValidationError } from './types.js';
 
-/** What validation needs to know about this server. */
+/** A V1 input spec tuple: `[type]` or `[type, options]`. */
+export type InputSpecTuple = [unknown] | [unknown, Record<string, unknown>];
+
+/** A node's inputs as `/object_info` lists them. */
+export interface InputTypes {
+  required?: Record<string, InputSpecTuple>;
+  optional?: Record<string, InputSpecTuple>;
+  hidden?: Record<string, unknown>;
+}
+
+/** What validation needs to know about one node type of a server. */
+export interface ValidationNodeSpec {
+  outputNode: boolean;
+  returnTypes: string[];
+  inputTypes(): InputTypes;
+  /** Inputs checked by the node's own VALIDATE_INPUTS (ComfyUI then skips range/combo checks). */
+  validateInputs?: readonly string[];
+  /** The node's VALIDATE_INPUTS: true, or the text ComfyUI appends to the error details. */
+  customValidate?(inputs: Record<string, unknown>): true | string;
+}
+
+/** What validation needs to know about a server. */
 export interface ValidationEnv {
   /** The node type, or undefined when this server does not have it. */
-  spec(classType: string): NodeSpec | undefined;
-  ctx: CatalogContext;
+  spec(classType: string): ValidationNodeSpec | undefined;
+}
+
+/** Type, category and options of one input, as ComfyUI's `get_input_info` returns them. */
+export function inputInfo(
+  types: InputTypes,
+  name: string,
+): { type: unknown; category: 'required' | 'optional' | 'hidden'; extra: Record<string, unknown>; config: InputSpecTuple } | undefined {
+  for (const category of ['required', 'optional'] as const) {
+    const spec = types[category]?.[name];
+    if (spec) return { type: spec[0], category, extra: spec[1] ?? {}, config: [spec[0], spec[1] ?? {}] };
+  }
+  return undefined;
 }
 
 export type ValidationResult =
@@ -151,7 +182,7 @@ class Validator {
     const classType = String((node as Record<string, unknown>).class_type);
     const spec = this.env.spec(classType);
     if (!spec) throw new ValidationException('KeyError', pyStrRepr(classType), [FRAME_NODE_INPUTS]);
-    const types = spec.inputTypes(this.env.ctx);
+    const types = spec.inputTypes();
     const names = [...Object.keys(types.required ?? {}), ...Object.keys(types.optional ?? {})];
     const customInputs = spec.validateInputs ?? [];
     const errors: NodeValidationError[] = [];
@@ -289,7 +320,7 @@ class Validator {
     if (spec.customValidate && customInputs.length > 0) {
       const values: Record<string, unknown> = {};
       for (const name of customInputs) values[name] = (inputs as Record<string, unknown>)[name];
-      const r = spec.customValidate(values, this.env.ctx);
+      const r = spec.customValidate(values);
       if (r !== true) {
         for (const name of customInputs) {
           errors.push({ type: 'custom_validation_failed', message: 'Custom validation failed for node', details: `${name} - ${r}`, extra_info: { input_name: name } });
