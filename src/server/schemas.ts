@@ -61,6 +61,7 @@ export const JobOptionsSchema = z
     webhookUrl: z.url({ protocol: /^https?$/ }).optional().describe('Called when the job ends'),
     allowDegradation: z.boolean().optional(),
     serverTags: nonEmptyStrings(100).optional().describe('Only use servers with all of these tags'),
+    quality: z.enum(['exact', 'any']).optional().describe('`exact`: recovery may only make changes that keep the output; otherwise the job fails naming the change (default `any`)'),
   })
   .meta({ id: 'JobOptions' });
 
