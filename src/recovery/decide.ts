@@ -23,8 +23,7 @@ const CHANGES_OUTPUT: ReadonlySet<StrategyName> = new Set(['reduce_batch', 'redu
 
 /** OOM decisions since the last manual retry: charged to the OOM budget when the memory model plans them. */
 function oomDecisions(ctx: DecisionContext): number {
-  const manual = [...ctx.attempts].reverse().find((a) => a.manual)?.number ?? 0;
-  return ctx.input.job.recoveryHistory.filter((s) => s.code === 'COMFYUI_OOM' && s.attempt >= manual).length;
+  return ctx.prior.filter((s) => s.code === 'COMFYUI_OOM').length;
 }
 
 /**
