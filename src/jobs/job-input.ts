@@ -1,7 +1,7 @@
 /**
  * Validation of the options a user sends with a job. Every error names the field at fault.
  */
-import { STRATEGY_NAMES, type JobOptions } from './types.js';
+import { JOB_QUALITIES, STRATEGY_NAMES, type JobOptions, type JobQuality } from './types.js';
 
 /** Bad job input; `field` is the dotted path of the offending option. */
 export class JobInputError extends Error {
@@ -29,6 +29,7 @@ const KNOWN = new Set([
   'webhookUrl',
   'allowDegradation',
   'serverTags',
+  'quality',
 ]);
 
 function int(field: string, v: unknown, min: number, max: number): number {
@@ -76,6 +77,12 @@ export function validateJobOptions(input: unknown): JobOptions {
   if (o.allowDegradation !== undefined) {
     if (typeof o.allowDegradation !== 'boolean') throw new JobInputError('options.allowDegradation', 'must be true or false');
     out.allowDegradation = o.allowDegradation;
+  }
+  if (o.quality !== undefined) {
+    if (typeof o.quality !== 'string' || !(JOB_QUALITIES as readonly string[]).includes(o.quality)) {
+      throw new JobInputError('options.quality', `must be one of ${JOB_QUALITIES.map((q) => JSON.stringify(q)).join(', ')}, got ${JSON.stringify(o.quality)}`);
+    }
+    out.quality = o.quality as JobQuality;
   }
   if (o.fallbackModels !== undefined) out.fallbackModels = stringList('options.fallbackModels', o.fallbackModels);
   if (o.serverTags !== undefined) out.serverTags = stringList('options.serverTags', o.serverTags);

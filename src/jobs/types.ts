@@ -73,6 +73,44 @@ export interface JobOptions {
   allowDegradation?: boolean;
   /** Only use servers with all of these tags. */
   serverTags?: string[];
+  /**
+   * `exact`: recovery may only make changes that keep the output (failover, free memory, tiled
+   * VAE); anything else (batch, size, steps, model, workflow) fails the job naming the refused
+   * change. `any`: such changes are allowed and listed in `degraded`. @default 'any'
+   */
+  quality?: JobQuality;
+}
+
+export const JOB_QUALITIES = ['exact', 'any'] as const;
+export type JobQuality = (typeof JOB_QUALITIES)[number];
+
+/** One input whose value in the result differs from the request. */
+export interface DegradedChange {
+  node: string;
+  /** The input name, or `class_type` when the node itself was replaced, or `(node)` when added/removed. */
+  input: string;
+  from: unknown;
+  to: unknown;
+  /** The node's class type in the request (absent for added nodes). */
+  classType?: string;
+}
+
+/** How a result differs from what was asked: every changed input, and why. */
+export interface Degraded {
+  changes: DegradedChange[];
+  reason: string;
+  /** The pool's degradation level, when that made the change. */
+  level?: string;
+  factor?: number;
+}
+
+/**
+ * The level-only form written before `degraded` listed its changes (still written by the engine's
+ * degradation-level path until it calls `computeDegraded`); readers accept both.
+ */
+export interface LevelDegraded {
+  level: string;
+  factor: number;
 }
 
 /** One input changed by a recovery strategy or the degradation level. */
@@ -219,8 +257,8 @@ export interface JobRecord {
   budgetBase?: number;
   /** Set by `cancel()` from any process; whichever process runs the job honours it. */
   cancelRequestedAt?: number | null;
-  /** Set when the job ran with degraded quality. */
-  degraded: { level: string; factor: number } | null;
+  /** Set when the result differs from the request (recovery changes, degradation level); null otherwise. */
+  degraded: Degraded | LevelDegraded | null;
   createdAt: number;
   updatedAt: number;
   startedAt: number | null;

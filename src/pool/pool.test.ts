@@ -212,6 +212,20 @@ describe('ServerPool: routing', () => {
     expect((await pool.select({ workflow: wf, prefer: 'b' }))?.name).toBe('a');
   });
 
+  it('routes by the memory prediction it is given: the server that fits over one first in line, the largest when none fits', async () => {
+    const { pool } = makePool({ small: { vramTotal: 6 * GiB, vramFree: 6 * GiB }, big: { vramTotal: 24 * GiB, vramFree: 24 * GiB } });
+    await pool.start();
+    const seen: string[] = [];
+    const need = (bytes: number) => (s: { name: string; vramTotal: number | null }) => {
+      seen.push(s.name);
+      return { fits: s.vramTotal === null ? null : bytes <= s.vramTotal };
+    };
+    expect((await pool.select({ workflow: wf, predict: need(10 * GiB) }))?.name).toBe('big');
+    expect(seen.sort()).toEqual(['big', 'small']);
+    expect((await pool.select({ workflow: wf, predict: need(40 * GiB) }))?.reason).toContain('the largest server');
+    expect((await pool.select({ workflow: wf, predict: need(1 * GiB) }))?.name).toBe('small');
+  });
+
   it('honours exclude, tags, minVramFree, preferMoreVramThan and maxInFlight', async () => {
     const { pool } = makePool({
       small: { vramTotal: 8 * GiB, vramFree: 2 * GiB, tags: ['sd15'] },

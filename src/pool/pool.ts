@@ -77,6 +77,11 @@ export interface SelectRequest {
   minVramFree?: number;
   /** Only servers with more total VRAM than this server (OOM failover). */
   preferMoreVramThan?: string;
+  /**
+   * The memory model's prediction for this workflow on a server (from its last health check):
+   * servers predicted to fit unchanged are preferred, least loaded among them; if none fits, the largest.
+   */
+  predict?: (server: { name: string; vramTotal: number | null; vramFree: number | null }) => { fits: boolean | null } | null;
   signal?: AbortSignal;
 }
 
@@ -248,7 +253,8 @@ export class ServerPool {
       if (reference !== undefined && reference !== null && (h.vramTotal === null || h.vramTotal <= reference)) continue;
       const reserved = this.#liveReservations(e, now);
       if (e.inFlight + reserved >= e.cfg.maxInFlight) continue;
-      candidates.push({ name: e.cfg.name, weight: e.cfg.weight, queueRemaining: h.queueRemaining, inFlight: e.inFlight + reserved, lastPicked: e.lastPicked, entry: e });
+      const fits = req.predict ? (req.predict({ name: e.cfg.name, vramTotal: h.vramTotal, vramFree: h.vramFree })?.fits ?? null) : null;
+      candidates.push({ name: e.cfg.name, weight: e.cfg.weight, queueRemaining: h.queueRemaining, inFlight: e.inFlight + reserved, lastPicked: e.lastPicked, fits, capacity: h.vramTotal, entry: e });
     }
     // A half-open breaker admits a limited number of trials: take a slot, or try the next best.
     while (candidates.length > 0) {

@@ -30,4 +30,19 @@ describe('chooseRoute', () => {
   it('returns null without candidates', () => {
     expect(chooseRoute([])).toBeNull();
   });
+
+  it('sends a job to a server predicted to fit, least loaded among those, before a less loaded one that does not fit', () => {
+    const fit = (x: RouteCandidate, fits: boolean | null, capacity: number): RouteCandidate => ({ ...x, fits, capacity });
+    const d = chooseRoute([fit(c('small', 0), false, 6), fit(c('big-busy', 3), true, 24), fit(c('big', 1), true, 24)]);
+    expect(d?.name).toBe('big');
+    expect(d?.reason).toContain('predicted to fit on 2 of 3');
+  });
+
+  it('goes to the largest server only when none is predicted to fit, and ignores a preferred server that does not fit', () => {
+    const fit = (x: RouteCandidate, fits: boolean | null, capacity: number): RouteCandidate => ({ ...x, fits, capacity });
+    expect(chooseRoute([fit(c('a', 0), false, 6), fit(c('b', 5), false, 12)])?.reason).toContain('the largest server');
+    expect(chooseRoute([fit(c('a', 0), false, 6), fit(c('b', 5), false, 12)])?.name).toBe('b');
+    expect(chooseRoute([fit(c('a', 0), false, 6), fit(c('b', 5), true, 12)], { prefer: 'a' })?.name).toBe('b');
+    expect(chooseRoute([fit(c('a', 0), false, 6), fit(c('b', 5), null, 12)])?.name).toBe('b');
+  });
 });

@@ -6,8 +6,10 @@
 import { ERROR_REGISTRY, type ErrorCode } from '../errors/codes.js';
 import type { StrategyName } from '../jobs/types.js';
 import { buildContext, retriesUsed, serverHasModel, timesUsed, type DecisionContext } from './context.js';
+import { outputChanges } from './degraded.js';
+import { DEFAULT_OOM_RETRIES, planOom } from './oom-plan.js';
 import type { DecisionInput, RecoveryDecision } from './policy.js';
-import { plan } from './strategies.js';
+import { describeChanges, plan } from './strategies.js';
 
 /**
  * Strategies that do not make progress by themselves: the k-th time one is listed allows its k-th
@@ -15,6 +17,14 @@ import { plan } from './strategies.js';
  * progress on their own (next server, next model, smaller batch) and say when they are exhausted.
  */
 const COUNTED: ReadonlySet<StrategyName> = new Set(['retry', 'resume']);
+
+/** Strategies that change what the job produces: refused under `quality: 'exact'`. */
+const CHANGES_OUTPUT: ReadonlySet<StrategyName> = new Set(['reduce_batch', 'reduce_resolution', 'reduce_steps', 'switch_model', 'fallback_workflow']);
+
+/** OOM decisions since the last manual retry: charged to the OOM budget when the memory model plans them. */
+function oomDecisions(ctx: DecisionContext): number {
+  return ctx.prior.filter((s) => s.code === 'COMFYUI_OOM').length;
+}
 
 /**
  * Transient codes whose `retry` may repeat, once nothing else in the list applies, until the budget
@@ -48,7 +58,17 @@ export function decideNext(input: DecisionInput): RecoveryDecision {
     return { action: 'abort', reason: `${code} is ${kind}: failing without a retry (${info.message})` };
   }
   const ctx = buildContext(input);
-  const used = retriesUsed(ctx);
+  // With the memory model, OOMs have their own budget and do not eat the transient retries.
+  const oomUsed = input.memory ? oomDecisions(ctx) : 0;
+  if (input.memory && code === 'COMFYUI_OOM') {
+    const budget = input.oomRetries ?? DEFAULT_OOM_RETRIES;
+    if (oomUsed >= budget) {
+      return { action: 'abort', reason: `out-of-memory budget exhausted: ${oomUsed} of ${budget} OOM recoveries used; last on ${ctx.failed.server}` };
+    }
+    const planned = planOom(ctx, list, input.memory);
+    if (planned) return planned;
+  }
+  const used = retriesUsed(ctx) - (code === 'COMFYUI_OOM' ? 0 : oomUsed);
   if (used >= maxRetries) {
     return {
       action: 'abort',
@@ -67,6 +87,11 @@ export function decideNext(input: DecisionInput): RecoveryDecision {
       }
     }
     const outcome = plan(ctx, strategy);
+    if ('plan' in outcome && input.job.options.quality === 'exact' && CHANGES_OUTPUT.has(strategy)) {
+      const changed = outputChanges(outcome.plan.changes, outcome.plan.workflow);
+      const what = changed.length > 0 ? describeChanges(changed) : 'replace the workflow';
+      return { action: 'abort', reason: `${code}: quality "exact" refuses ${strategy} (${what}); ${skipped.join('; ') || 'nothing else applied'}` };
+    }
     if ('plan' in outcome) return { action: 'attempt', strategy, ...outcome.plan };
     skipped.push(outcome.skip);
   }

@@ -5,6 +5,7 @@
  */
 import type { ApiWorkflow } from '../comfy/types.js';
 import { ERROR_CODES, isErrorCode, type ErrorCode } from '../errors/codes.js';
+import type { OomMemoryInput } from './oom-plan.js';
 import { STRATEGY_NAMES, type AttemptRecord, type InputChange, type JobRecord, type RecoveryOverrides, type StrategyName } from '../jobs/types.js';
 
 export { decideNext } from './decide.js';
@@ -134,6 +135,10 @@ export interface PoolView {
     nodeTypes: string[] | null;
     /** ComfyUI >= 0.3.48 (`partial_execution_targets`). */
     supportsPartialTargets: boolean;
+    /** `/system_stats` devices[0].type (`cuda`, `cpu`, `mps`...); absent/null when unknown. */
+    device?: string | null;
+    /** `/system_stats` system.ram_total; absent/null when unknown. */
+    ramTotal?: number | null;
   }>;
 }
 
@@ -161,6 +166,13 @@ export interface DecisionInput {
   maxRetries: number;
   /** Output node ids of the failed attempt's workflow, when the engine knows them from object_info. */
   outputNodes?: string[];
+  /**
+   * The memory model and what the OOM showed. With it, COMFYUI_OOM is planned in one step
+   * (oom-plan.ts) and charged to `oomRetries` instead of `maxRetries`.
+   */
+  memory?: OomMemoryInput;
+  /** Resolved OOM budget: recovery decisions for COMFYUI_OOM after the first attempt (only with `memory`). @default 2 */
+  oomRetries?: number;
 }
 
 /** Where the next attempt may run. */

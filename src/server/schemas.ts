@@ -61,6 +61,7 @@ export const JobOptionsSchema = z
     webhookUrl: z.url({ protocol: /^https?$/ }).optional().describe('Called when the job ends'),
     allowDegradation: z.boolean().optional(),
     serverTags: nonEmptyStrings(100).optional().describe('Only use servers with all of these tags'),
+    quality: z.enum(['exact', 'any']).optional().describe('`exact`: recovery may only make changes that keep the output; otherwise the job fails naming the change (default `any`)'),
   })
   .meta({ id: 'JobOptions' });
 
@@ -173,7 +174,15 @@ export const JobViewSchema = z
     options: z.record(z.string(), z.unknown()),
     outputs: z.array(OutputViewSchema),
     error: JobErrorViewSchema.nullable(),
-    degraded: z.object({ level: z.string(), factor: z.number() }).nullable(),
+    degraded: z
+      .object({
+        changes: z.array(z.object({ node: z.string(), input: z.string(), from: z.unknown(), to: z.unknown(), classType: z.string().optional() })).optional(),
+        reason: z.string().optional(),
+        level: z.string().optional(),
+        factor: z.number().optional(),
+      })
+      .nullable()
+      .describe('How the result differs from the request (every changed input and why); null when it does not'),
     workflow: z.record(z.string(), z.unknown()).optional().describe('The original workflow; only with ?include=workflow'),
   })
   .meta({ id: 'Job' });

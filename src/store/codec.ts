@@ -93,7 +93,14 @@ const jobShape = {
   outputs: z.array(outputRefSchema),
   error: errorInfoSchema.nullable(),
   checkpoint: checkpointSchema.nullable(),
-  degraded: z.looseObject({ level: z.string(), factor: z.number().finite() }).nullable(),
+  degraded: z
+    .looseObject({
+      changes: z.array(z.looseObject({ node: z.string(), input: z.string(), from: z.unknown(), to: z.unknown() })).optional(),
+      reason: z.string().optional(),
+      level: z.string().optional(),
+      factor: z.number().finite().optional(),
+    })
+    .nullable(),
   createdAt: ms,
   updatedAt: ms,
   startedAt: ms.nullable(),

@@ -112,7 +112,12 @@ function report(job: JobRecord, saved: string[]): void {
     out(`recovery (${story.length} step${story.length === 1 ? '' : 's'}):`);
     for (const line of story) out(line);
   }
-  if (job.degraded) out(`note: ran with degraded quality (level ${job.degraded.level}, factor ${job.degraded.factor})`);
+  if (job.degraded) {
+    const d = job.degraded;
+    const changes = 'changes' in d && d.changes ? d.changes.map((c) => `node ${c.node} ${c.input} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ') : '';
+    const level = d.level !== undefined ? `degradation level ${d.level}, factor ${d.factor}` : '';
+    out(`warning: the result differs from the request: ${[changes, level, 'reason' in d ? d.reason : ''].filter(Boolean).join('; ')}`);
+  }
   if (job.status === 'completed') {
     const server = job.attempts.at(-1)?.server;
     out(`completed in ${secs.toFixed(1)} s after ${job.attempts.length} attempt${job.attempts.length === 1 ? '' : 's'}${server ? ` on ${server}` : ''} (job ${job.id})`);
