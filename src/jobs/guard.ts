@@ -11,7 +11,17 @@ import { compileRules } from '../errors/index.js';
 import { ServerPool } from '../pool/index.js';
 import { InProcessDispatcher } from '../queue/in-process.js';
 import type { Dispatcher } from '../queue/contract.js';
-import { applyParams, compilePolicy, type PoolView, type RecoveryPolicy } from '../recovery/index.js';
+import {
+  applyParams,
+  compilePolicy,
+  createMemoryModel,
+  memoryModelFromJSON,
+  mergeMemoryStates,
+  type MemoryModel,
+  type MemoryModelState,
+  type PoolView,
+  type RecoveryPolicy,
+} from '../recovery/index.js';
 import { compileRetryPolicy, type RetryPolicy } from '../resilience/index.js';
 import type { JobQuery, JobPage, JobStore } from '../store/contract.js';
 import { isStoreError } from '../store/errors.js';
@@ -27,6 +37,7 @@ import { JobDriver } from './job-driver.js';
 import { validateJobOptions, JobInputError } from './job-input.js';
 import { resolveGuardOptions, type GuardOptions, type ResolvedGuardOptions } from './options.js';
 import { ProgressThrottle } from './progress-throttle.js';
+import { recoverUnfinishedJobs } from './restart-recovery.js';
 import { finish, requeueForRetry } from './reducer.js';
 import { ServerPicker, StoreBlockList } from './server-picker.js';
 import { guardStatsFrom } from './stats.js';
@@ -45,6 +56,9 @@ export async function createGuard(options: GuardOptions): Promise<Guard> {
   }
   return guard;
 }
+
+/** The store key of the shared memory model. */
+const MEMORY_KEY = 'memory-model';
 
 /** How often `wait()`/`progress()` re-read the store when no event arrives (another process may run the job). */
 const STORE_POLL_MS = 2_000;
@@ -67,6 +81,8 @@ class GuardImpl implements Guard {
   readonly #resumeWaiters = new Set<() => void>();
   readonly #storeWaits = new Set<TimerHandle>();
   #paused = false;
+  #memory: MemoryModel = createMemoryModel();
+  #memoryWrite: Promise<void> = Promise.resolve();
   #cleanupTimer: TimerHandle | null = null;
   #closing: Promise<void> | null = null;
   #started = false;
@@ -113,13 +129,18 @@ class GuardImpl implements Guard {
         errorInfo: (c, server) => this.#driver.errorInfo(c, server),
         now: () => o.clock.now(),
         maxRecoveryAgeMs: o.maxRecoveryAgeMs,
+        oomRetries: o.oomRetries,
       },
+      memory: () => this.#memory,
+      learned: () => this.#persistMemory(),
     });
   }
 
   async start(): Promise<void> {
     this.#store = typeof this.#o.store === 'string' ? await openStore(this.#o.store) : this.#o.store;
     await this.#store.init();
+    // What every process learned about memory needs, kept in the store.
+    this.#memory = memoryModelFromJSON(await this.#store.getMeta(MEMORY_KEY).catch(() => null));
     if (this.#o.instanceId !== undefined) {
       // One clientId per instance, kept across restarts: ComfyUI routes a prompt's events by it.
       const key = `instance:${this.#o.instanceId}:clientId`;
@@ -357,6 +378,7 @@ class GuardImpl implements Guard {
       for (const w of [...this.#resumeWaiters]) w();
       const steps: Array<() => Promise<unknown>> = [
         () => this.#dispatcher.close(),
+        () => this.#memoryWrite,
         async () => this.#throttle.close(),
         () => this.#feeds.close(),
         () => this.#pool.close(),
@@ -435,6 +457,22 @@ class GuardImpl implements Guard {
     return updated;
   }
 
+  /** Merges this process's learning into the store's copy (other processes learn too); writes are chained. */
+  #persistMemory(): void {
+    this.#memoryWrite = this.#memoryWrite
+      .then(async () => {
+        const stored = (await this.#store.getMeta(MEMORY_KEY)) as MemoryModelState | null;
+        const mine = this.#memory.toJSON();
+        await this.#store.setMeta(MEMORY_KEY, stored ? mergeMemoryStates(stored, mine) : mine);
+      })
+      .catch((err: unknown) => this.#o.logger.warn({ err }, 'could not keep what was learned about memory'));
+  }
+
+  /** What the memory model has learned, per server and workflow shape (for doctor and the API). */
+  memoryModel(): MemoryModelState {
+    return this.#memory.toJSON();
+  }
+
   #untilResumed(signal: AbortSignal): Promise<void> {
     if (!this.#paused || signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
@@ -456,6 +494,8 @@ class GuardImpl implements Guard {
         breakerOpen: s.breaker === 'open' || s.breaker === 'isolated',
         vramTotal: s.health?.vramTotal ?? null,
         vramFree: s.health?.vramFree ?? null,
+        device: s.health?.device ?? null,
+        ramTotal: s.health?.ramTotal ?? null,
         models: this.#pool.modelMap(s.name),
         nodeTypes: this.#pool.nodeTypes(s.name),
         supportsPartialTargets: this.#pool.supports(s.name, 'partialTargets'),
@@ -474,15 +514,17 @@ class GuardImpl implements Guard {
     if (!this.#started) throw new GuardError('GUARD_CLOSED', 'the guard is not started');
   }
 
-  /** Restart recovery: every unfinished job goes back to the dispatcher; orphans first. */
+  /** Restart recovery: every unfinished job goes back to the dispatcher, page by page; orphans first. */
   async #recoverUnfinished(): Promise<void> {
-    const { jobs, corrupt } = await this.#store.listNonTerminal();
-    for (const c of corrupt) this.#o.logger.error({ jobId: c.id, error: c.error }, 'skipping unreadable job in the store');
-    for (const job of jobs) {
-      this.#driver.afterRestart.add(job.id);
-      // Orphans first: their prompts may be running now; queued jobs keep their own priority.
-      await this.#dispatcher.enqueue(job.id, job.status === 'queued' ? job.priority : Number.MAX_SAFE_INTEGER);
-    }
+    const r = await recoverUnfinishedJobs({
+      store: this.#store,
+      dispatcher: this.#dispatcher,
+      onJob: (job) => {
+        this.#driver.afterRestart.add(job.id);
+      },
+      onCorrupt: (c) => this.#o.logger.error({ jobId: c.id, error: c.error }, 'skipping unreadable job in the store'),
+    });
+    if (r.queued > 0 || r.corrupt > 0) this.#o.logger.info({ queued: r.queued, corrupt: r.corrupt }, 'resumed unfinished jobs');
   }
 
   #armCleanup(): void {

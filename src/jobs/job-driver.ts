@@ -9,7 +9,7 @@ import type { NodeOutput } from '../comfy/types.js';
 import { classify, ComfyGuardError, type Classification, type ClassifierRules } from '../errors/index.js';
 import { ERROR_REGISTRY } from '../errors/codes.js';
 import type { ServerPool } from '../pool/index.js';
-import { applyParams, scaleQuality } from '../recovery/index.js';
+import { applyParams, scaleQuality, serverMemory, type MemoryModel, type OomMemoryInput } from '../recovery/index.js';
 import type { JobStore } from '../store/contract.js';
 import { sleep } from '../util/clock.js';
 import { abortReason, runAttempt, type AttemptResult } from './attempt-runner.js';
@@ -42,11 +42,24 @@ export interface DriverDeps {
   untilResumed(signal: AbortSignal): Promise<void>;
   /** True when this process was asked to cancel the job. */
   cancelRequested(id: string): boolean;
+  /** The shared memory model (routing, OOM planning), and a call after it learned something. */
+  memory(): MemoryModel;
+  learned(): void;
 }
 
 type StepOutcome = { job: JobRecord; done: true } | { job: JobRecord; done: false; failure: Failure };
 
+/** The exception text of a failure's evidence (ComfyUI's execution_error message), for the memory model. */
+function oomTextOf(evidence: unknown): string {
+  const e = evidence as { kind?: unknown; data?: { exception_message?: unknown }; message?: unknown; error?: { message?: unknown } } | null;
+  if (e && typeof e.data?.exception_message === 'string') return e.data.exception_message;
+  if (e && typeof e.message === 'string') return e.message;
+  if (e && typeof e.error?.message === 'string') return e.error.message;
+  return typeof evidence === 'string' ? evidence : '';
+}
+
 interface Failure {
+  memory?: OomMemoryInput;
   attempt: AttemptRecord | null;
   classification: Classification;
   lost: boolean;
@@ -142,13 +155,20 @@ export class JobDriver {
       let changes = plan.changes;
       let degraded = job.degraded;
       const level = d.pool.degradation();
-      if (job.options.allowDegradation && level.factor < 1 && !plan.strategy) {
+      if (job.options.allowDegradation && job.options.quality !== 'exact' && level.factor < 1 && !plan.strategy) {
         const scaled = scaleQuality(workflow, level.factor);
         workflow = scaled.workflow;
         changes = [...changes, ...scaled.changes];
         degraded = { level: level.level, factor: level.factor };
       }
-      const picked = await d.picker.pick({ workflow, constraint: plan.server, ...(job.options.serverTags ? { tags: job.options.serverTags } : {}), deadline, signal });
+      const mm = d.memory();
+      const picked = await d.picker.pick({
+        workflow,
+        constraint: plan.server,
+        predict: (s) => mm.predict(workflow, s), ...(job.options.serverTags ? { tags: job.options.serverTags } : {}),
+        deadline,
+        signal,
+      });
       if (picked.kind === 'aborted') {
         await this.#onAbort(job);
         return { job, done: true };
@@ -241,6 +261,11 @@ export class JobDriver {
       case 'completed': {
         settled('completed');
         d.pool.recordSuccess(server);
+        const fitted = this.#serverMemory(server);
+        if (fitted) {
+          d.memory().observeSuccess({ server: fitted, workflow: attempt.workflow });
+          d.learned();
+        }
         const r = completeAttempt(job, attempt, { outputs: this.#outputRefs(server, result.outputs), raw: result.outputs }, now());
         const step = openStep(job);
         const done = await this.#apply(job, r);
@@ -290,7 +315,20 @@ export class JobDriver {
     if (folded.closedStep) d.emit({ type: 'recovery_closed', jobId: job.id, step: folded.closedStep, at: d.o.clock.now() });
     const afterRestart = reattached && this.afterRestart.delete(job.id);
     const ended = folded.job.attempts.find((a) => a.number === attempt.number) ?? attempt;
-    return { job: folded.job, done: false, failure: { attempt: ended, classification: c, lost, afterRestart, workflow: attempt.workflow, server: attempt.server } };
+    let memory: OomMemoryInput | undefined;
+    const mem = c.code === 'COMFYUI_OOM' ? this.#serverMemory(attempt.server) : null;
+    if (mem) {
+      // What the OOM said it tried to allocate is a lower bound for this shape on this server.
+      const text = oomTextOf(evidence);
+      d.memory().observeOom({ server: mem, workflow: attempt.workflow, text });
+      d.learned();
+      memory = { model: d.memory(), oomText: text };
+    }
+    return {
+      job: folded.job,
+      done: false,
+      failure: { attempt: ended, classification: c, lost, afterRestart, workflow: attempt.workflow, server: attempt.server, ...(memory ? { memory } : {}) },
+    };
   }
 
   /** The planner's verdict, written in one step with the failure it answers. */
@@ -384,6 +422,12 @@ export class JobDriver {
       ...(json.nodeType ? { nodeType: json.nodeType } : {}),
       ...(server ? { server } : {}),
     };
+  }
+
+  /** The memory model's view of a server, from its last health check. */
+  #serverMemory(server: string): ReturnType<typeof serverMemory> | null {
+    const s = this.d.planner.pool().servers.find((x) => x.name === server);
+    return s ? serverMemory(s) : null;
   }
 
   #outputRefs(server: string, outputs: Record<string, NodeOutput>): OutputRef[] {

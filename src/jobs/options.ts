@@ -34,6 +34,8 @@ export interface GuardOptions {
   concurrency?: number;
   /** Retries after the first attempt. @default 3 */
   maxRetries?: number;
+  /** Recovery decisions for out-of-memory failures (planned with the memory model), apart from `maxRetries`. @default 2 */
+  oomRetries?: number;
   /** Backoff: base 1 s, factor 2, cap 60 s, ±25 % jitter. */
   retry?: { baseMs?: number; factor?: number; capMs?: number; jitter?: number };
   breaker?: { failureThreshold?: number; halfOpenAfterMs?: number; halfOpenTrials?: number; successesToClose?: number };
@@ -168,6 +170,7 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
     dispatcher: o.dispatcher,
     concurrency: positive('concurrency', o.concurrency, 4 * servers.length),
     maxRetries,
+    oomRetries: positive('oomRetries', o.oomRetries, 2, { allowZero: true }),
     retry: o.retry ?? {},
     breaker: o.breaker ?? {},
     requestTimeoutMs: positive('requestTimeoutMs', o.requestTimeoutMs, 30_000),

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { ApiWorkflow } from '../comfy/types.js';
 import type { Classification } from '../errors/index.js';
 import { isErrorCode } from '../errors/codes.js';
-import { decideNext, type PoolView, type RecoveryDecision, type RecoveryPolicy } from '../recovery/index.js';
+import { decideNext, type OomMemoryInput, type PoolView, type RecoveryDecision, type RecoveryPolicy } from '../recovery/index.js';
 import { budgetBase } from './reducer.js';
 import type { AttemptRecord, FailureDetails, InputChange, JobErrorInfo, JobRecord, RecoveryStep, StepPlan, StrategyName } from './types.js';
 
@@ -49,6 +49,8 @@ export interface PlannerDeps {
   now(): number;
   /** Comfyguard restarted while the job's prompt was lost: resubmitting is refused past this age. */
   maxRecoveryAgeMs: number;
+  /** The OOM budget (decisions for COMFYUI_OOM, apart from maxRetries). */
+  oomRetries: number;
 }
 
 /** A failure the planner decides on. `attempt` is absent for a failure found before sending. */
@@ -62,6 +64,8 @@ export interface PlannerFailure {
   /** What the failed attempt ran, or would have run. */
   workflow: ApiWorkflow;
   server: string | null;
+  /** For an OOM: the memory model (already told about this failure) and what the OOM said. */
+  memory?: OomMemoryInput;
 }
 
 export type PlanResult =
@@ -121,6 +125,7 @@ export function planRecovery(job: JobRecord, failure: PlannerFailure, deps: Plan
       pool: deps.pool(),
       policy: deps.policyFor(job),
       maxRetries: (job.options.maxRetries ?? deps.maxRetries) + budgetBase(job),
+      ...(failure.memory && code === 'COMFYUI_OOM' ? { memory: failure.memory, oomRetries: deps.oomRetries } : {}),
     });
   } catch (err) {
     return { kind: 'end', why: `the recovery policy failed: ${err instanceof Error ? err.message : String(err)}`, error: deps.errorInfo(c, server) };

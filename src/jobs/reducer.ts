@@ -7,6 +7,7 @@
  * start its attempt.
  */
 import type { NodeOutput } from '../comfy/types.js';
+import { degradedForJob } from '../recovery/index.js';
 import type { AttemptRecord, Checkpoint, FailureDetails, JobErrorInfo, JobRecord, JobStatus, OutputRef, RecoveryStep } from './types.js';
 
 /** One store write: a compare-and-set status change with a patch, or a patch of a job in place. */
@@ -71,8 +72,12 @@ export function completeAttempt(
 ): Reduced {
   const ended: AttemptRecord = { ...attempt, status: 'completed', endedAt: now };
   const step = openStep(job);
+  const attempts = replaceAttempt(job.attempts, ended);
+  // Never a silent change: what the result differs from the request by is on the job.
+  const degraded = degradedForJob({ ...job, attempts }, ended);
   const patch: Partial<JobRecord> = {
-    attempts: replaceAttempt(job.attempts, ended),
+    attempts,
+    degraded,
     progress: 100,
     outputs: result.outputs,
     error: null,

@@ -66,6 +66,8 @@ export type PickResult =
 
 export interface PickRequest {
   workflow: ApiWorkflow;
+  /** The memory model's verdict per server: servers predicted to fit unchanged are preferred. */
+  predict?: (server: { name: string; vramTotal: number | null; vramFree: number | null; device?: string | null; ramTotal?: number | null }) => { fits: boolean | null } | null;
   constraint: StepPlan['server'];
   tags?: string[];
   deadline: number;
@@ -114,6 +116,7 @@ export class ServerPicker {
         ...(req.constraint.prefer ? { prefer: req.constraint.prefer } : {}),
         ...(req.tags ? { tags: req.tags } : {}),
         ...(req.constraint.moreVramThan ? { preferMoreVramThan: req.constraint.moreVramThan } : {}),
+        ...(req.predict ? { predict: req.predict } : {}),
       });
       if (sel) return { kind: 'server', server: sel.name };
       const capable = pool.capable(req.workflow);

@@ -81,7 +81,7 @@ export interface SelectRequest {
    * The memory model's prediction for this workflow on a server (from its last health check):
    * servers predicted to fit unchanged are preferred, least loaded among them; if none fits, the largest.
    */
-  predict?: (server: { name: string; vramTotal: number | null; vramFree: number | null }) => { fits: boolean | null } | null;
+  predict?: (server: { name: string; vramTotal: number | null; vramFree: number | null; device?: string | null; ramTotal?: number | null }) => { fits: boolean | null } | null;
   signal?: AbortSignal;
 }
 
@@ -253,7 +253,7 @@ export class ServerPool {
       if (reference !== undefined && reference !== null && (h.vramTotal === null || h.vramTotal <= reference)) continue;
       const reserved = this.#liveReservations(e, now);
       if (e.inFlight + reserved >= e.cfg.maxInFlight) continue;
-      const fits = req.predict ? (req.predict({ name: e.cfg.name, vramTotal: h.vramTotal, vramFree: h.vramFree })?.fits ?? null) : null;
+      const fits = req.predict ? (req.predict({ name: e.cfg.name, vramTotal: h.vramTotal, vramFree: h.vramFree, device: h.device ?? null, ramTotal: h.ramTotal ?? null })?.fits ?? null) : null;
       candidates.push({ name: e.cfg.name, weight: e.cfg.weight, queueRemaining: h.queueRemaining, inFlight: e.inFlight + reserved, lastPicked: e.lastPicked, fits, capacity: h.vramTotal, entry: e });
     }
     // A half-open breaker admits a limited number of trials: take a slot, or try the next best.

@@ -20,6 +20,10 @@ export interface HealthResult {
   checkedAt: number;
   /** `system.comfyui_version`, for feature gates. */
   version: string | null;
+  /** `devices[0].type` (`cuda`, `cpu`, `mps`…): what an OOM there means. */
+  device?: string | null;
+  /** `system.ram_total`: where CPU tensors must fit. */
+  ramTotal?: number | null;
 }
 
 export interface HealthCheckerOptions {
@@ -134,6 +138,8 @@ export class HealthChecker {
         error: null,
         checkedAt: finished,
         version: typeof stats.system.comfyui_version === 'string' ? stats.system.comfyui_version : null,
+        device: typeof device?.type === 'string' ? device.type : null,
+        ramTotal: typeof stats.system.ram_total === 'number' ? stats.system.ram_total : null,
       };
     } catch (e) {
       if (signal?.aborted) throw signal.reason;

@@ -1,0 +1,56 @@
+/** Capacity-aware recovery through the whole engine, on simulators whose memory is the oracle. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ApiWorkflow } from '../../src/comfy/types.js';
+import { sd15Txt2img } from '../fixtures/workflows/index.js';
+import { startRig, type Rig } from './harness.js';
+
+let rig: Rig | null = null;
+afterEach(async () => {
+  await rig?.close();
+  rig = null;
+});
+
+function txt2img(ckpt: string, size: number, batch: number): ApiWorkflow {
+  const wf = sd15Txt2img();
+  wf['4']!.inputs.ckpt_name = ckpt;
+  wf['5']!.inputs = { width: size, height: size, batch_size: batch };
+  wf['3']!.inputs.steps = 6;
+  return wf;
+}
+
+describe('capacity-aware recovery (engine + simulators)', () => {
+  it('runs SDXL 1024² ×1 and SD1.5 1024² ×8 on the 24 GiB server in one attempt each, with every image', async () => {
+    rig = await startRig([{ vram: '6GiB', name: 'small' }, { vram: '24GiB', name: 'big' }]);
+    for (const wf of [txt2img('sd_xl_base_1.0.safetensors', 1024, 1), txt2img('v1-5-pruned-emaonly.ckpt', 1024, 8)]) {
+      const job = await rig.guard.wait((await rig.guard.submit(wf)).id);
+      expect(job.status).toBe('completed');
+      expect(job.attempts).toHaveLength(1);
+      expect(job.attempts[0]!.server).toBe('big');
+      expect(job.degraded).toBeNull();
+      expect(job.outputs).toHaveLength(wf['5']!.inputs.batch_size as number);
+    }
+  });
+
+  it('on a lone 8 GiB server completes SDXL 1024² ×8 in at most 2 attempts and lists the changes; quality exact fails at once naming the change', async () => {
+    rig = await startRig([{ vram: '8GiB', name: 'lone' }]);
+    const job = await rig.guard.wait((await rig.guard.submit(txt2img('sd_xl_base_1.0.safetensors', 1024, 8))).id);
+    expect(job.status).toBe('completed');
+    expect(job.attempts.length).toBeLessThanOrEqual(2);
+    expect(job.degraded && 'changes' in job.degraded ? job.degraded.changes.length : 0).toBeGreaterThan(0);
+    const exact = await rig.guard.wait((await rig.guard.submit(txt2img('sd_xl_base_1.0.safetensors', 1024, 8), { quality: 'exact' })).id);
+    expect(exact.status).toBe('failed');
+    expect(exact.attempts.length).toBeLessThanOrEqual(2);
+    expect(`${exact.error?.message} ${exact.error?.hint} ${exact.recoveryHistory.map((s) => s.message).join(' ')}`).toMatch(/exact|batch|resolution/i);
+  });
+
+  it('fits a huge CPU allocation (EmptyImage 16384² ×64) on a small server in at most 2 attempts', async () => {
+    rig = await startRig([{ vram: '8GiB', name: 'small' }]);
+    const wf: ApiWorkflow = {
+      '1': { class_type: 'EmptyImage', inputs: { width: 16384, height: 16384, batch_size: 64, color: 0 } },
+      '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'huge' } },
+    };
+    const job = await rig.guard.wait((await rig.guard.submit(wf, { maxRetries: 20 })).id);
+    expect(job.attempts.length).toBeLessThanOrEqual(2);
+    expect(job.status).toBe('completed');
+  });
+});
