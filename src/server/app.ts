@@ -14,6 +14,7 @@ import { registerComfyCompat } from './comfy/routes.js';
 import type { MetaStore } from './comfy/registry.js';
 import type { UploadStore } from './comfy/uploads.js';
 import { withZod, type ServiceContext } from './context.js';
+import { registerConsoleRoutes } from './routes/console.js';
 import { registerDashboard } from './routes/dashboard.js';
 import { registerDocsUi, registerOpenApi } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -126,6 +127,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       registerHealthRoutes(z, ctx);
       registerOutputRoutes(z, ctx);
       registerMetricsRoute(z, opts.metrics);
+      registerConsoleRoutes(z, ctx);
       const compat = registerComfyCompat(api, ctx, {
         ...(opts.comfyUploads ? { uploads: opts.comfyUploads } : {}),
         ...(opts.comfyMeta ? { meta: opts.comfyMeta } : {}),

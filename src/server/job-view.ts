@@ -8,7 +8,7 @@ import type { AttemptViewSchema, JobViewSchema, RecoveryStepViewSchema } from '.
 
 export type JobView = z.infer<typeof JobViewSchema>;
 type AttemptView = z.infer<typeof AttemptViewSchema>;
-type RecoveryStepView = z.infer<typeof RecoveryStepViewSchema>;
+export type RecoveryStepView = z.infer<typeof RecoveryStepViewSchema>;
 
 /** ms epoch -> ISO 8601. */
 export function iso(ms: number): string {

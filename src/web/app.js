@@ -1,222 +1,318 @@
-// The dashboard: polls servers, stats and the job list; follows the open job over SSE.
-import { api, followJob, getKey, imageUrl, setKey } from './api.js';
-import { h, renderDetail, renderJobs, renderServers, renderStats } from './views.js';
+// @ts-check
+// The dashboard: a hash router (#/jobs?…, #/jobs/<id>, #/servers, #/charts, #/submit) over views
+// that follow the service's event stream (/api/events). Figures are fetched when a view opens, on
+// a reconnect, and (debounced) after jobs end; nothing polls on a timer except the servers view,
+// whose queue and VRAM figures come from health checks that have no event.
+import { ApiFailure, api, getKey, readEvents, setKey } from './api.js';
+import { byId, h } from './dom.js';
+import { refreshFigures } from './figures.js';
+import { refreshRelativeTimes } from './format.js';
+import { applyJobEvent, closeJob, openJob, page } from './job.js';
+import { applyLive, applyState, filtersFrom, hashOf, list, loadMore, readFilterForm, setCounts, showList, sortBy } from './list.js';
+import { noteEvent } from './live.js';
+import { refreshServers } from './servers.js';
 
-const $ = (id) => document.getElementById(id);
+/** @typedef {import('../server/api-types.js').Stats} Stats */
+/** @typedef {import('../server/api-types.js').Control} Control */
+/** @typedef {import('../server/api-types.js').StreamPayload} StreamPayload */
+
+const VIEWS = ['jobs', 'job', 'servers', 'charts', 'submit'];
 const TERMINAL = new Set(['completed', 'failed', 'timed_out', 'cancelled']);
-const POLL_MS = 2000;
 
-const state = { openJob: null, follow: null, outputsShown: '', pollTimer: null };
+const app = {
+  view: 'jobs',
+  paused: false,
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  figuresTimer: null,
+  /** @type {ReturnType<typeof setInterval> | null} */
+  serversTimer: null,
+};
 
+/**
+ * @param {string} text
+ * @param {boolean} [isError]
+ */
 function notify(text, isError = false) {
-  const n = $('notice');
+  const n = byId('notice');
   n.textContent = text;
   n.classList.toggle('is-error', isError);
 }
 
+/** @param {unknown} err */
 function failed(err) {
-  if (err && err.status === 401) notify('The service needs an API key: enter it above.', true);
-  else notify(err && err.message ? err.message : String(err), true);
+  if (err instanceof ApiFailure && err.status === 401) notify('The service needs an API key: enter it under "API key" above.', true);
+  else notify(err instanceof Error ? err.message : String(err), true);
 }
 
-async function refreshServers() {
-  renderServers($('servers').tBodies[0], $('degradation'), await api('/api/health/comfyui'));
+/** @param {boolean} paused */
+function showPaused(paused) {
+  app.paused = paused;
+  const badge = byId('pool-state');
+  badge.textContent = paused ? 'paused: queued jobs wait' : 'running';
+  badge.className = `badge ${paused ? 'bad' : 'ok'}`;
+  byId('pause-toggle').textContent = paused ? 'Resume pool' : 'Pause pool';
 }
 
-async function refreshStats() {
-  const s = await api('/api/stats');
-  renderStats($('stats'), $('error-distribution'), s);
-}
+// ---- routing ------------------------------------------------------------------------------------
 
-async function refreshJobs() {
-  const status = $('status-filter').value;
-  const page = await api(`/api/jobs?limit=50${status ? `&status=${encodeURIComponent(status)}` : ''}`);
-  renderJobs($('job-list').tBodies[0], page.jobs);
-}
-
-async function refreshAll() {
-  const results = await Promise.allSettled([refreshServers(), refreshStats(), refreshJobs()]);
-  const bad = results.find((r) => r.status === 'rejected');
-  if (bad) failed(bad.reason);
-  else if ($('notice').classList.contains('is-error')) notify('');
-}
-
-function schedulePoll() {
-  clearTimeout(state.pollTimer);
-  state.pollTimer = setTimeout(async () => {
-    await refreshAll();
-    schedulePoll();
-  }, POLL_MS);
-}
-
-// ---- job detail -------------------------------------------------------------------------------
-
-const detailEls = () => ({
-  id: $('detail-id'),
-  status: $('detail-status'),
-  progress: $('detail-progress'),
-  server: $('detail-server'),
-  cancel: $('cancel-job'),
-  retry: $('retry-job'),
-  forceRetry: $('force-retry-job'),
-  error: $('detail-error'),
-  recovery: $('recovery').tBodies[0],
-  attempts: $('attempts').tBodies[0],
-});
-
-async function showOutputs(job) {
-  const key = job.outputs.map((o) => o.url).join('|');
-  if (key === state.outputsShown) return;
-  state.outputsShown = key;
-  const box = $('outputs');
-  if (job.outputs.length === 0) {
-    box.replaceChildren(h('p', { class: 'muted' }, job.status === 'completed' ? 'The job produced no files.' : 'No outputs yet.'));
-    return;
+/** @param {string} name */
+function showView(name) {
+  const prev = app.view;
+  if (prev === 'jobs' && name !== 'jobs') list.scrollY = window.scrollY;
+  app.view = name;
+  for (const v of VIEWS) byId(`view-${v}`).hidden = v !== name;
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    const on = a.getAttribute('data-nav') === (name === 'job' ? 'jobs' : name);
+    if (on) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
   }
-  box.replaceChildren(
-    ...job.outputs.map((o) => {
-      const img = h('img', { alt: `Output ${o.filename} of node ${o.node}`, loading: 'lazy' });
-      imageUrl(o.url)
-        .then((u) => (img.src = u))
-        .catch(() => img.replaceWith(h('span', { class: 'bad' }, `could not load ${o.filename}`)));
-      return h('figure', {}, img, h('figcaption', {}, `${o.filename} (node ${o.node}, ${o.server})`));
-    }),
-  );
+  if (app.serversTimer !== null) clearInterval(app.serversTimer);
+  app.serversTimer = null;
+  if (name === 'servers') app.serversTimer = setInterval(() => void refreshServers().catch(() => undefined), 10_000);
+  return prev;
 }
 
-function showJob(job) {
-  if (state.openJob !== job.id) return;
-  renderDetail(detailEls(), job);
-  void showOutputs(job);
-}
-
-async function openJob(id) {
-  closeJob();
-  state.openJob = id;
-  state.outputsShown = '';
-  $('detail').hidden = false;
-  $('outputs').replaceChildren();
+async function route() {
+  const hash = location.hash || '#/jobs';
+  const job = /^#\/jobs\/([\w-]+)$/.exec(hash);
   try {
-    showJob(await api(`/api/jobs/${encodeURIComponent(id)}`));
-  } catch (err) {
-    failed(err);
-    return;
-  }
-  $('detail-h').focus();
-  follow(id);
-}
-
-/** Follows the open job's events; if the stream drops before the job ends, follows it again. */
-function follow(id) {
-  const ac = new AbortController();
-  state.follow = ac;
-  let last = null;
-  let refused = false;
-  followJob(
-    id,
-    ({ event, data }) => {
-      if (state.openJob !== id) return;
-      if (event === 'state') {
-        last = data.to;
-        showJob(data.job);
-      } else if (event === 'progress') $('detail-progress').value = data.progress;
-    },
-    ac.signal,
-  )
-    .catch((err) => {
-      if (ac.signal.aborted) return;
-      refused = err && err.status >= 400 && err.status < 500;
-      failed(err);
-    })
-    .finally(() => {
-      if (!ac.signal.aborted && !refused && state.openJob === id && !TERMINAL.has(last)) setTimeout(() => state.openJob === id && state.follow === ac && follow(id), 2000);
-    });
-}
-
-function closeJob() {
-  state.follow?.abort();
-  state.follow = null;
-  state.openJob = null;
-  $('detail').hidden = true;
-}
-
-function route() {
-  const m = /^#\/jobs\/([\w-]+)$/.exec(location.hash);
-  if (m) void openJob(m[1]);
-  else closeJob();
-}
-
-async function act(path, body, done) {
-  try {
-    const job = await api(path, { method: 'POST', body });
-    notify(done);
-    if (job && job.id) showJob(job);
-    if (job && job.id && !TERMINAL.has(job.status)) void openJob(job.id);
-    await refreshAll();
+    if (job?.[1]) {
+      const prev = showView('job');
+      page.cameFromList = prev === 'jobs' || (prev === 'job' && page.cameFromList);
+      await openJob(job[1]);
+      return;
+    }
+    closeJob();
+    if (hash.startsWith('#/servers')) {
+      showView('servers');
+      await refreshServers();
+    } else if (hash.startsWith('#/charts')) {
+      showView('charts');
+      await refreshFigures();
+    } else if (hash.startsWith('#/submit')) {
+      showView('submit');
+    } else {
+      const q = hash.indexOf('?');
+      showView('jobs');
+      await showList(filtersFrom(new URLSearchParams(q >= 0 ? hash.slice(q + 1) : '')));
+      window.scrollTo(0, list.scrollY);
+    }
+    if (byId('notice').classList.contains('is-error')) notify('');
   } catch (err) {
     failed(err);
   }
 }
 
-// ---- wiring -----------------------------------------------------------------------------------
+// ---- live ---------------------------------------------------------------------------------------
+
+/** Loads what the stream does not replay: counts, control state, and the open view's figures. */
+async function resync() {
+  const [stats, control] = await Promise.all([/** @type {Promise<Stats>} */ (api('/api/stats')), /** @type {Promise<Control>} */ (api('/api/control'))]);
+  setCounts(stats.byStatus, stats.totalJobs);
+  showPaused(control.paused);
+  if (app.view === 'jobs') await showList(list.filters, { force: true });
+  else if (app.view === 'servers') await refreshServers();
+  else if (app.view === 'charts') await refreshFigures();
+  else if (app.view === 'job' && page.id) await openJob(page.id);
+}
+
+function figuresSoon() {
+  if (app.view !== 'charts' || app.figuresTimer !== null) return;
+  app.figuresTimer = setTimeout(() => {
+    app.figuresTimer = null;
+    void refreshFigures().catch(failed);
+  }, 3000);
+}
+
+/** @param {StreamPayload} e */
+function onEvent(e) {
+  const id = noteEvent(e);
+  switch (e.type) {
+    case 'hello':
+      showPaused(e.paused);
+      byId('live').textContent = 'live';
+      byId('live').className = 'live on';
+      void resync().catch(failed);
+      return;
+    case 'control':
+      showPaused(e.paused);
+      if (app.view === 'servers') void refreshServers().catch(failed);
+      return;
+    case 'pool':
+      if (app.view === 'servers') void refreshServers().catch(failed);
+      return;
+    case 'state':
+      applyState(e);
+      if (TERMINAL.has(e.to)) figuresSoon();
+      break;
+    default:
+      break;
+  }
+  if (id) {
+    applyLive(id);
+    applyJobEvent(e);
+  }
+}
+
+/** Follows /api/events for as long as the page is open, reconnecting with a growing pause. */
+async function follow() {
+  let wait = 1000;
+  for (;;) {
+    const ac = new AbortController();
+    try {
+      await readEvents('/api/events', (e) => {
+        wait = 1000;
+        onEvent(e);
+      }, ac.signal);
+    } catch (err) {
+      if (err instanceof ApiFailure && err.status === 401) failed(err);
+    }
+    byId('live').textContent = 'reconnecting…';
+    byId('live').className = 'live off';
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(15_000, wait * 2);
+  }
+}
+
+// ---- wiring -------------------------------------------------------------------------------------
+
+/**
+ * Runs an action with a busy button and its result next to it.
+ * @param {HTMLButtonElement} button
+ * @param {HTMLElement} out
+ * @param {() => Promise<string>} run
+ */
+async function busy(button, out, run) {
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  out.textContent = '…';
+  out.className = 'result';
+  try {
+    out.textContent = await run();
+    out.className = 'result ok';
+  } catch (err) {
+    out.textContent = err instanceof Error ? err.message : String(err);
+    out.className = 'result bad';
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
+}
 
 function wire() {
-  $('api-key').value = getKey();
-  $('key-form').addEventListener('submit', (e) => {
+  /** @type {HTMLInputElement} */ (byId('api-key')).value = getKey();
+  byId('key-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    setKey($('api-key').value.trim());
+    setKey(/** @type {HTMLInputElement} */ (byId('api-key')).value.trim());
     notify(getKey() ? 'API key saved for this tab.' : 'API key cleared.');
-    void refreshAll();
+    void route();
   });
 
-  $('submit-form').addEventListener('submit', async (e) => {
+  byId('filters').addEventListener('submit', (e) => {
     e.preventDefault();
-    const out = $('submit-result');
+    location.hash = hashOf(readFilterForm());
+  });
+  for (const id of ['server-filter', 'range-filter']) byId(id).addEventListener('change', () => (location.hash = hashOf(readFilterForm())));
+  byId('load-more').addEventListener('click', () => void loadMore().catch(failed));
+  for (const b of document.querySelectorAll('#job-list th button[data-sort]')) {
+    b.addEventListener('click', () => sortBy(/** @type {import('./list.js').SortKey} */ (b.getAttribute('data-sort'))));
+  }
+
+  const bulk = /** @type {HTMLButtonElement} */ (byId('bulk-retry'));
+  bulk.addEventListener('click', () =>
+    busy(bulk, byId('bulk-retry-result'), async () => {
+      /** @type {import('../server/api-types.js').BulkRetry} */
+      const count = await api('/api/jobs/retry-failed', { method: 'POST', body: { dryRun: true } });
+      if (count.matched === 0) return 'No failed job has a retryable error.';
+      if (!confirm(`Retry ${count.matched}${count.truncated ? '+' : ''} failed job${count.matched === 1 ? '' : 's'} whose error is retryable?`)) return 'Nothing retried.';
+      /** @type {import('../server/api-types.js').BulkRetry} */
+      const r = await api('/api/jobs/retry-failed', { method: 'POST', body: {} });
+      return `Retried ${r.retried} of ${r.matched}${r.failed.length ? `; ${r.failed.length} refused (${r.failed[0]?.message ?? ''})` : ''}.`;
+    }),
+  );
+  const cleanForm = byId('clean-form');
+  cleanForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const hours = Number(/** @type {HTMLInputElement} */ (byId('clean-hours')).value);
+    const button = /** @type {HTMLButtonElement} */ (cleanForm.querySelector('button'));
+    void busy(button, byId('clean-result'), async () => {
+      if (!confirm(`Delete every completed, failed, timed-out or cancelled job that ended more than ${hours} h ago?`)) return 'Nothing deleted.';
+      /** @type {import('../server/api-types.js').Cleanup} */
+      const r = await api(`/api/jobs?olderThanHours=${encodeURIComponent(String(hours))}`, { method: 'DELETE' });
+      await resync();
+      return `Deleted ${r.deleted} job${r.deleted === 1 ? '' : 's'}.`;
+    });
+  });
+
+  const pause = /** @type {HTMLButtonElement} */ (byId('pause-toggle'));
+  pause.addEventListener('click', async () => {
+    pause.disabled = true;
+    pause.setAttribute('aria-busy', 'true');
+    try {
+      /** @type {Control} */
+      const c = await api(app.paused ? '/api/control/resume' : '/api/control/pause', { method: 'POST' });
+      showPaused(c.paused);
+      notify(c.paused ? 'Pool paused: queued jobs wait; running jobs go on.' : 'Pool resumed.');
+    } catch (err) {
+      failed(err);
+    } finally {
+      pause.disabled = false;
+      pause.removeAttribute('aria-busy');
+    }
+  });
+
+  byId('emergency-stop').addEventListener('click', async () => {
+    if (!confirm('Cancel every job, interrupt every server, and pause the pool?')) return;
+    try {
+      /** @type {import('../server/api-types.js').EmergencyStop} */
+      const r = await api('/api/emergency-stop', { method: 'POST' });
+      notify(`Emergency stop: ${r.cancelled} jobs cancelled, ${r.servers} servers interrupted. The pool stays paused until you resume it.`);
+      /** @type {Control} */
+      const c = await api('/api/control');
+      showPaused(c.paused);
+    } catch (err) {
+      failed(err);
+    }
+  });
+
+  byId('submit-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const out = byId('submit-result');
+    /** @type {unknown} */
     let workflow;
+    /** @type {unknown} */
     let params;
     try {
-      workflow = JSON.parse($('workflow').value);
-      params = $('params').value.trim() ? JSON.parse($('params').value) : undefined;
+      workflow = JSON.parse(/** @type {HTMLTextAreaElement} */ (byId('workflow')).value);
+      const p = /** @type {HTMLInputElement} */ (byId('params')).value.trim();
+      params = p ? JSON.parse(p) : undefined;
     } catch (err) {
-      out.textContent = `Not valid JSON: ${err.message}`;
+      out.textContent = `Not valid JSON: ${err instanceof Error ? err.message : String(err)}`;
       out.className = 'bad';
       return;
     }
+    /** @type {Record<string, number>} */
     const options = {};
-    if ($('max-retries').value !== '') options.maxRetries = Number($('max-retries').value);
-    if ($('priority').value !== '') options.priority = Number($('priority').value);
+    const mr = /** @type {HTMLInputElement} */ (byId('max-retries')).value;
+    const pr = /** @type {HTMLInputElement} */ (byId('priority')).value;
+    if (mr !== '') options.maxRetries = Number(mr);
+    if (pr !== '') options.priority = Number(pr);
     try {
+      /** @type {import('../server/api-types.js').SubmitResponse} */
       const res = await api('/api/jobs', { method: 'POST', body: { workflow, ...(params ? { params } : {}), ...(Object.keys(options).length ? { options } : {}) } });
       out.className = 'ok';
       out.replaceChildren('Submitted job ', h('a', { href: `#/jobs/${res.id}` }, res.id.slice(0, 8)), '.');
-      await refreshJobs();
     } catch (err) {
       out.className = 'bad';
-      out.textContent = err.field ? `${err.message}` : `Refused: ${err.message}`;
+      out.textContent = err instanceof ApiFailure && err.field ? err.message : `Refused: ${err instanceof Error ? err.message : String(err)}`;
     }
   });
 
-  $('status-filter').addEventListener('change', () => void refreshJobs().catch(failed));
-  $('emergency-stop').addEventListener('click', async () => {
-    if (!confirm('Cancel every job and interrupt every server?')) return;
-    try {
-      const r = await api('/api/emergency-stop', { method: 'POST' });
-      notify(`Emergency stop: ${r.cancelled} jobs cancelled, ${r.servers} servers interrupted.`);
-      await refreshAll();
-    } catch (err) {
-      failed(err);
-    }
-  });
-  $('cancel-job').addEventListener('click', () => void act(`/api/jobs/${state.openJob}/cancel`, undefined, 'Job cancelled.'));
-  $('retry-job').addEventListener('click', () => void act(`/api/jobs/${state.openJob}/retry`, {}, 'Job queued again.'));
-  $('force-retry-job').addEventListener('click', () => void act(`/api/jobs/${state.openJob}/retry`, { force: true }, 'Job queued again (forced).'));
-  $('close-detail').addEventListener('click', (e) => {
-    e.preventDefault();
-    location.hash = '';
-  });
-  window.addEventListener('hashchange', route);
+  byId('chart-hours').addEventListener('change', () => void refreshFigures().catch(failed));
+  window.addEventListener('hashchange', () => void route());
+  setInterval(refreshRelativeTimes, 5000);
 }
 
 wire();
-route();
-void refreshAll().then(schedulePoll);
+void route();
+void follow();
