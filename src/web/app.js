@@ -110,8 +110,9 @@ async function resync() {
   const [stats, control] = await Promise.all([/** @type {Promise<Stats>} */ (api('/api/stats')), /** @type {Promise<Control>} */ (api('/api/control'))]);
   setCounts(stats.byStatus, stats.totalJobs);
   showPaused(control.paused);
+  // The servers also fill the list's server filter.
+  await refreshServers();
   if (app.view === 'jobs') await showList(list.filters, { force: true });
-  else if (app.view === 'servers') await refreshServers();
   else if (app.view === 'charts') await refreshFigures();
   else if (app.view === 'job' && page.id) await openJob(page.id);
 }

@@ -311,8 +311,10 @@ function actions(job) {
       }
       b.textContent = label;
       b.removeAttribute('aria-busy');
-      result.textContent = page.result.text;
-      result.className = `result ${page.result.ok ? 'ok' : 'bad'}`;
+      // A live update may have re-rendered the page meanwhile: write to the result on the page now.
+      const shown = document.getElementById('action-result') ?? result;
+      shown.textContent = page.result.text;
+      shown.className = `result ${page.result.ok ? 'ok' : 'bad'}`;
       b.disabled = false;
       if (page.id) void openJob(page.id);
     });
@@ -361,6 +363,12 @@ function render() {
     h('div', { id: 'job-node', class: 'small' }),
     h('div', { id: 'job-eta', class: 'small muted' }),
   );
+  // Keep the action buttons (and the focus on them) across live updates that do not change them.
+  const actionsKey = `${job.id}|${job.status}|${job.error?.retryable ?? ''}`;
+  const oldActions = view.querySelector('.actions');
+  const keptActions = oldActions && oldActions.getAttribute('data-key') === actionsKey ? oldActions : null;
+  const newActions = keptActions ?? actions(job);
+  newActions.setAttribute('data-key', actionsKey);
   const wf = workflowBox(job);
   if (wf && open) wf.setAttribute('open', '');
   fill(
@@ -368,7 +376,7 @@ function render() {
     backLink(),
     h('h2', { id: 'job-h', tabindex: '-1' }, 'Job ', h('code', { id: 'job-id' }, job.id), statusBadge(job.status), changedBadge(job)),
     h('div', { class: 'job-grid' }, h('section', { 'aria-label': 'What it is' }, h('h3', {}, 'What it is'), what(summary)), h('section', { 'aria-label': 'Times' }, h('h3', {}, 'Times'), times(job), live)),
-    actions(job),
+    newActions,
     failureCard(job),
     changes.length
       ? h('section', { class: 'changed-box', id: 'job-changes' }, h('h3', {}, 'The result differs from what was asked'), h('ul', {}, changes.map((c) => h('li', {}, h('code', {}, longChange(c))))))

@@ -19,6 +19,8 @@ const DEGRADATION = /** @type {Record<string, string>} */ ({
 
 /** @type {ConsoleServers | null} */
 let last = null;
+/** The last drain result per server, kept across re-renders. @type {Map<string, string>} */
+const drainResults = new Map();
 
 /** Loads and shows the servers. */
 export async function refreshServers() {
@@ -69,19 +71,18 @@ function breakerText(sv) {
 
 /** @param {ConsoleServer} sv */
 function card(sv) {
-  const result = h('span', { class: 'result', role: 'status' });
+  const result = h('span', { class: 'result', role: 'status' }, drainResults.get(sv.name) ?? '');
   const drain = h('button', { type: 'button', 'data-drain': sv.name }, sv.drained ? 'Undrain' : 'Drain');
   drain.addEventListener('click', async () => {
     drain.disabled = true;
     drain.setAttribute('aria-busy', 'true');
     try {
       const r = /** @type {{ drained: boolean }} */ (await api(`/api/servers/${encodeURIComponent(sv.name)}/drain`, { method: 'POST', body: { on: !sv.drained } }));
-      result.textContent = r.drained ? 'Drained: running prompts finish, nothing new is sent.' : 'Back in rotation.';
-      await refreshServers();
+      drainResults.set(sv.name, r.drained ? 'Drained: running prompts finish, nothing new is sent.' : 'Back in rotation.');
     } catch (err) {
-      result.textContent = err instanceof Error ? err.message : String(err);
-      drain.disabled = false;
+      drainResults.set(sv.name, err instanceof Error ? err.message : String(err));
     }
+    await refreshServers().catch(() => undefined);
   });
   const used = sv.vram.total !== null && sv.vram.free !== null ? sv.vram.total - sv.vram.free : null;
   return h(
