@@ -45,7 +45,7 @@ export function timeBars(buckets, series, opts) {
   const first = buckets[0];
   const last = buckets[buckets.length - 1];
   /** @param {Record<string, number | string> | undefined} b */
-  const tick = (b) => (b ? new Date(String(b.start)).toLocaleString(undefined, opts.bucketMinutes >= 1440 ? { month: 'short', day: 'numeric' } : { hour: '2-digit', minute: '2-digit' }) : '');
+  const tick = (b) => (b ? new Date(String(b.start)).toLocaleString(undefined, opts.bucketMinutes >= 1440 ? { month: 'short', day: 'numeric' } : { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) : '');
   svg.append(s('text', { x: PAD.l, y: H - 6, class: 'tick' }, tick(first)), s('text', { x: W - PAD.r, y: H - 6, class: 'tick', 'text-anchor': 'end' }, tick(last)));
   return h('figure', { class: 'chart-box' }, svg, legend(series), h('figcaption', {}, opts.label));
 }

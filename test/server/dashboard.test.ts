@@ -52,9 +52,9 @@ async function openPage(url: string, opts: { width?: number; height?: number; da
   return { page, problems };
 }
 
-async function shot(page: Page, name: string): Promise<void> {
+async function shot(page: Page, name: string, fullPage = true): Promise<void> {
   const file = join(SHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file, fullPage });
   expect(statSync(file).size).toBeGreaterThan(10_000);
 }
 
@@ -240,6 +240,9 @@ describe('the dashboard', () => {
     await expect.poll(() => rig.guard.servers().then((s) => s[0]!.drained)).toBe(true);
     await page.locator('[data-server="sim-0"] button[data-drain]', { hasText: 'Undrain' }).click();
     await expect.poll(() => rig.guard.servers().then((s) => s[0]!.drained)).toBe(false);
+    await page.goto(`${rig.url}/#/jobs`);
+    await page.locator(`#job-list tr[data-job="${recoveredId}"]`).waitFor();
+    await shot(page, 'list', false);
     expect(problems).toEqual([]);
   });
 
@@ -304,7 +307,6 @@ describe('the dashboard over a paused pool', () => {
     await page.click('#load-more');
     await expect.poll(() => page.locator('#job-list tbody tr[data-job]').count()).toBe(57);
     expect(await page.locator('#load-more').isHidden()).toBe(true);
-    await shot(page, 'list');
     await page.click('#pause-toggle');
     await expect.poll(() => page.locator('#pool-state').textContent()).toBe('running');
     await expect.poll(() => page.locator('[data-status-tab="completed"] .count').textContent(), { timeout: 60_000 }).toBe('57');
