@@ -375,7 +375,7 @@ function render() {
     view,
     backLink(),
     h('h2', { id: 'job-h', tabindex: '-1' }, 'Job ', h('code', { id: 'job-id' }, job.id), statusBadge(job.status), changedBadge(job)),
-    h('div', { class: 'job-grid' }, h('section', { 'aria-label': 'What it is' }, h('h3', {}, 'What it is'), what(summary)), h('section', { 'aria-label': 'Times' }, h('h3', {}, 'Times'), times(job), live)),
+    h('div', { class: 'job-grid' }, h('section', { 'aria-label': 'What it is' }, h('h3', {}, 'What it is'), what(summary)), h('section', { 'aria-label': 'Times' }, h('h3', {}, 'Times'), times(job), TERMINAL.has(job.status) ? null : live)),
     newActions,
     failureCard(job),
     changes.length
