@@ -177,7 +177,15 @@ function failureCard(job) {
   const lines = [`${err.code} (${err.category}${err.retryable ? ', retryable' : ', not retryable'})`, err.message];
   if (err.nodeId) lines.push(`node: ${err.nodeType ?? ''} #${err.nodeId}${input ? `, input ${input}` : ''}`);
   if (wrong !== undefined || more.value !== undefined) lines.push(`value sent: ${val(more.value ?? wrong)}`);
+  // The service's message names the allowed values (or the closest ones) when ComfyUI listed them.
+  const allowed = /((?:closest )?allowed): ([^;]+?)(?:\.?$|;)/.exec(err.message);
   if (Array.isArray(more.allowed)) lines.push(`allowed: ${more.allowed.map(val).join(', ')}`);
+  else if (allowed) lines.push(`${allowed[1]}: ${allowed[2]}`);
+  if (err.code === 'COMFYUI_MODEL_MISSING' && wf) {
+    // The message keeps file names out of the text; the workflow says which models it asked for.
+    const asked = Object.entries(wf).flatMap(([id, n]) => Object.entries(n.inputs ?? {}).filter(([k, v]) => /_name$/.test(k) && typeof v === 'string' && /\.(safetensors|ckpt|pt|pth|bin|gguf)$/i.test(v)).map(([k, v]) => `${n.class_type ?? ''} #${id} ${k}: ${val(v)}`));
+    for (const a of asked) lines.push(`model asked for: ${a}`);
+  }
   if (err.server) lines.push(`server: ${err.server}`);
   return h('div', { class: 'error-card', id: 'job-error', role: 'group', 'aria-label': 'Failure' }, h('h3', {}, 'Why it failed'), h('pre', { class: 'code' }, lines.join('\n')), h('p', { class: 'hint' }, err.hint));
 }

@@ -279,6 +279,22 @@ describe('the dashboard', () => {
     await page.click('#submit-form button[type=submit]');
     await expect.poll(() => page.locator('#submit-result').textContent()).toMatch(/API Format/);
   });
+
+  it('names the missing model the workflow asked for, with the hint', async () => {
+    const wf = sd15Txt2img();
+    wf['4']!.inputs.ckpt_name = 'v1-5-pruned.ckpt';
+    // No fallback model: the job fails on the missing model instead of switching.
+    const id = await submit(rig, wf, { options: { recovery: { COMFYUI_MODEL_MISSING: ['abort'], COMFYUI_INVALID_PARAMETERS: ['abort'] } } });
+    await rig.guard.wait(id);
+    const { page, problems } = await openPage(`${rig.url}/#/jobs/${id}`);
+    const card = page.locator('#job-error pre');
+    await card.waitFor();
+    const text = (await card.textContent())!;
+    expect(text).toContain('COMFYUI_MODEL_MISSING');
+    expect(text).toContain('model asked for: CheckpointLoaderSimple #4 ckpt_name: v1-5-pruned.ckpt');
+    expect(await page.locator('#job-error .hint').textContent()).not.toBe('');
+    expect(problems).toEqual([]);
+  });
 });
 
 describe('the dashboard over a paused pool', () => {
@@ -334,7 +350,8 @@ describe('the dashboard following a running job', () => {
     await expect.poll(() => page.locator('#job-eta').textContent()).toMatch(/^about .+ left \(from the measured step rate\)$/);
     expect(await page.locator('#job-progress-text').textContent()).toMatch(/\d+ % · step \d+\/80 · ~.+ left/);
     await expect.poll(() => page.locator('#view-job h2 .status').textContent(), { timeout: 60_000 }).toBe('completed');
-    expect(await page.locator('#job-eta').textContent()).toBe('');
+    // An ended job has no live box (and so no ETA).
+    expect(await page.locator('#job-eta').count()).toBe(0);
     expect(problems).toEqual([]);
   });
 });
