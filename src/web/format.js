@@ -146,9 +146,8 @@ export function resultChanges(job) {
   };
   // Each step starts from the workflow the previous attempt ran, so every step's changes carry on.
   for (const step of job.recoveryHistory) for (const c of step.changes) add(c);
-  // Capacity-aware recovery may record its changes on the job (`degraded.changes`); older records carry only a level.
-  const degraded = /** @type {{ changes?: Array<{ node?: string, nodeId?: string, classType?: string, input: string, from: unknown, to: unknown }> } | null} */ (job.degraded);
-  for (const c of degraded?.changes ?? []) add({ nodeId: c.nodeId ?? c.node ?? '?', classType: c.classType ?? '', input: c.input, from: c.from, to: c.to });
+  // Capacity-aware recovery records the changes on the job (`degraded.changes`); older records carry only a level.
+  for (const c of job.degraded?.changes ?? []) add({ nodeId: c.node, classType: c.classType ?? '', input: c.input, from: c.from, to: c.to });
   return [...net.values()].filter((c) => JSON.stringify(c.from) !== JSON.stringify(c.to));
 }
 

@@ -387,7 +387,13 @@ function render() {
     newActions,
     failureCard(job),
     changes.length
-      ? h('section', { class: 'changed-box', id: 'job-changes' }, h('h3', {}, 'The result differs from what was asked'), h('ul', {}, changes.map((c) => h('li', {}, h('code', {}, longChange(c))))))
+      ? h(
+          'section',
+          { class: 'changed-box', id: 'job-changes' },
+          h('h3', {}, 'The result differs from what was asked'),
+          job.degraded?.reason ? h('p', {}, job.degraded.reason) : null,
+          h('ul', {}, changes.map((c) => h('li', {}, h('code', {}, longChange(c))))),
+        )
       : null,
     h('h3', {}, 'Timeline'),
     timeline(job),
