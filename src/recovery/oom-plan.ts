@@ -13,7 +13,7 @@ import type { StrategyName } from '../jobs/types.js';
 import { serverCanLoad, serversFailedWith, type DecisionContext } from './context.js';
 import { diffWorkflows, outputChanges } from './degraded.js';
 import { sortedNodes, isLatentNode } from './graph.js';
-import type { MemoryModel, MemoryPrediction, ServerMemory } from './memory-model.js';
+import { createMemoryModel, type MemoryModel, type MemoryPrediction, type ServerMemory } from './memory-model.js';
 import { reduceBatch, reduceResolution, useTiledVae, type PatchResult } from './patcher.js';
 import type { PoolServer, RecoveryDecision } from './policy.js';
 import { describeChanges } from './strategies.js';
@@ -30,6 +30,9 @@ export interface OomMemoryInput {
    */
   residentBytes?: number;
 }
+
+/** A model that has learned nothing: the workflow's shape alone. */
+const SHAPE_ONLY = createMemoryModel();
 
 /** OOM recovery decisions allowed after the first attempt, when the engine gives no `oomRetries`. */
 export const DEFAULT_OOM_RETRIES = 2;
@@ -193,6 +196,19 @@ export function planOom(ctx: DecisionContext, list: readonly StrategyName[], mem
         action: 'abort',
         reason: `${where}: quality "exact" refuses the change that would fit ${refused.server.name}: ${describeChanges(changes)}; no server is predicted to fit the request unchanged`,
       };
+    }
+  }
+  // 4. Nothing predicted helps, yet nothing explains the OOM either (the model says the request fits
+  // here, or it has learned nothing): memory held by something else is the likeliest cause, so free it
+  // once on this server and run the same workflow again rather than fail.
+  // The shape alone (nothing learned) decides here: one OOM's own figures cannot prove it never fits.
+  const byShape = server ? SHAPE_ONLY.predict(ctx.base, serverMemory(server)) : null;
+  if (allowed.has('free_memory') && server && server.healthy && !server.breakerOpen && byShape?.fits !== false) {
+    const freedBefore = ctx.prior.some((s) => s.strategy === 'free_memory' && s.server === failedName);
+    if (!freedBefore) {
+      return attempt('free_memory', ctx.base, { prefer: failedName }, `${where}: the workflow is predicted to fit ${failedName}; free memory there (POST /free) and run it again`, {
+        freeMemoryFirst: true,
+      });
     }
   }
   const largest = loadable.map((s) => ({ s, p: predictOn(original, s) })).sort((a, b) => (b.p.capacityBytes ?? 0) - (a.p.capacityBytes ?? 0))[0];
