@@ -123,7 +123,7 @@ async function webhookRows(): Promise<Array<Record<string, string | number>>> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-  const notifier = createWebhookNotifier({ secret: 'bench-secret' });
+  const notifier = createWebhookNotifier({ secret: 'bench-secret', outbound: { allowLoopback: true } });
   try {
     const n = 2_000;
     const started = performance.now();

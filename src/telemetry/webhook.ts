@@ -3,17 +3,18 @@
  * job's terminal state to its `options.webhookUrl`. Delivery never throws into the caller: a
  * webhook receiver that is down must not fail a job.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Guard, GuardEvent } from '../jobs/guard-api.js';
 import type { Logger } from '../jobs/options.js';
 import { isTerminal, type JobErrorInfo, type JobRecord, type JobStatus, type OutputRef } from '../jobs/types.js';
 import { sleep, systemClock, type Clock } from '../util/clock.js';
+import { checkOutboundUrl, createOutboundFetch, OutboundRefusedError, redactUrl, type OutboundPolicy } from '../util/outbound.js';
 
 /** The subset of `fetch` the notifier uses (so tests and proxies can inject one). */
 export type FetchLike = (
   url: string,
-  init: { method: 'POST'; headers: Record<string, string>; body: string; signal: AbortSignal },
+  init: { method: 'POST'; headers: Record<string, string>; body: string; signal: AbortSignal; redirect?: 'manual' },
 ) => Promise<{ status: number; headers: { get(name: string): string | null }; arrayBuffer(): Promise<ArrayBuffer> }>;
 
 export interface WebhookRetryOptions {
@@ -30,15 +31,20 @@ export interface WebhookRetryOptions {
 }
 
 export interface WebhookNotifierOptions {
-  /** HMAC-SHA256 key; without it no signature header is sent. */
+  /** HMAC-SHA256 key. Without one a random key is generated (read it from `notifier.secret` and show it once). */
   secret?: string;
+  /**
+   * Which targets beyond public addresses may be called. Link-local and metadata addresses never are.
+   * @default {} (public addresses only)
+   */
+  outbound?: OutboundPolicy;
   clock?: Clock;
   retry?: WebhookRetryOptions;
   /** Per-request timeout. @default 10_000 */
   timeoutMs?: number;
   /** Deliveries in flight at once; more wait in order. @default 16 */
   maxConcurrent?: number;
-  /** @default globalThis.fetch */
+  /** Replaces the guarded fetch (tests, proxies). URLs are still checked against `outbound` first. @default a guarded undici fetch */
   fetch?: FetchLike;
   logger?: Logger;
   /** Called after each delivery finished (delivered or given up), for metrics and tests. */
@@ -56,6 +62,10 @@ export interface WebhookResult {
 }
 
 export interface WebhookNotifier {
+  /** The HMAC key every delivery is signed with. */
+  readonly secret: string;
+  /** True when `secret` was generated here (the caller should show it once). */
+  readonly secretGenerated: boolean;
   /** Posts `payload` as JSON to `url`; resolves when delivered or given up. Never rejects. */
   notify(url: string, payload: unknown, opts?: { event?: string }): Promise<void>;
   /** Resolves when no delivery is in flight. */
@@ -102,7 +112,10 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
   if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${String(timeoutMs)}`);
   const maxConcurrent = opts.maxConcurrent ?? 16;
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) throw new RangeError(`maxConcurrent must be an integer >= 1, got ${String(maxConcurrent)}`);
-  const doFetch: FetchLike = opts.fetch ?? ((url, init) => fetch(url, init));
+  const policy: OutboundPolicy = { ...opts.outbound };
+  const secret = opts.secret !== undefined && opts.secret !== '' ? opts.secret : randomBytes(32).toString('hex');
+  const guarded = opts.fetch ? null : createOutboundFetch(policy);
+  const doFetch: FetchLike = opts.fetch ?? ((url, init) => guarded!(url, init));
   const closer = new AbortController();
   // One abort listener per delivery in flight (removed when it settles), so no fixed cap applies.
   setMaxListeners(0, closer.signal);
@@ -138,7 +151,7 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
     closer.signal.addEventListener('abort', onClose, { once: true });
     const timer = clock.setTimeout(() => ac.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
     try {
-      const res = await doFetch(url, { method: 'POST', headers, body, signal: ac.signal });
+      const res = await doFetch(url, { method: 'POST', headers, body, signal: ac.signal, redirect: 'manual' });
       // Drain the body so the keep-alive socket is released.
       await res.arrayBuffer().catch(() => undefined);
       return res;
@@ -157,12 +170,20 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
       'user-agent': 'comfyguard-webhook',
       [EVENT_HEADER]: event,
     };
-    if (opts.secret) headers[SIGNATURE_HEADER] = signWebhookBody(opts.secret, body);
+    headers[SIGNATURE_HEADER] = signWebhookBody(secret, body);
     let status: number | null = null;
     let error: string | null = null;
     let n = 0;
     let delivered = false;
-    while (n < attempts && !closer.signal.aborted) {
+    let refused = false;
+    try {
+      checkOutboundUrl(url, policy);
+    } catch (err) {
+      // Refused before any request (attempts stays 0): nothing to retry.
+      error = describe(err);
+      refused = true;
+    }
+    while (!refused && n < attempts && !closer.signal.aborted) {
       n++;
       let retryAfterMs: number | null = null;
       try {
@@ -174,12 +195,19 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
           break;
         }
         error = `HTTP ${res.status}`;
+        if (res.status >= 300 && res.status < 400) {
+          // A redirect is never followed: it could lead anywhere, and 307/308 would re-send the body.
+          error = `HTTP ${res.status}: redirects are not followed`;
+          break;
+        }
         if (!isRetryableStatus(res.status)) break;
         retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), clock.now());
       } catch (err) {
         if (err instanceof Closed) break;
         status = null;
         error = describe(err);
+        // The target resolved to an address the policy refuses: asking again will not change that.
+        if (refusal(err)) break;
       }
       if (n >= attempts) break;
       try {
@@ -188,8 +216,8 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
         break;
       }
     }
-    const result: WebhookResult = { url, event, delivered, attempts: n, status, error };
-    if (!delivered) opts.logger?.warn({ url, event, attempts: n, status, error }, 'webhook delivery failed');
+    const result: WebhookResult = { url: redactUrl(url), event, delivered, attempts: n, status, error };
+    if (!delivered) opts.logger?.warn({ url: redactUrl(url), event, attempts: n, status, error }, 'webhook delivery failed');
     try {
       opts.onResult?.(result);
     } catch {
@@ -205,13 +233,15 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
   };
 
   return {
+    secret,
+    secretGenerated: secret !== opts.secret,
     notify(url, payload, o = {}) {
       if (closing) return Promise.resolve();
       const event = o.event ?? eventOf(payload);
       const p: Promise<void> = acquire()
         .then(async (ok) => {
           if (!ok) {
-            opts.onResult?.({ url, event, delivered: false, attempts: 0, status: null, error: 'notifier closed' });
+            opts.onResult?.({ url: redactUrl(url), event, delivered: false, attempts: 0, status: null, error: 'notifier closed' });
             return;
           }
           try {
@@ -220,7 +250,7 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
             release();
           }
         })
-        .catch((err: unknown) => opts.logger?.error({ err, url, event }, 'webhook delivery crashed'))
+        .catch((err: unknown) => opts.logger?.error({ err, url: redactUrl(url), event }, 'webhook delivery crashed'))
         .finally(() => {
           inFlight.delete(p);
           settle();
@@ -238,6 +268,7 @@ export function createWebhookNotifier(opts: WebhookNotifierOptions = {}): Webhoo
         // Waiting deliveries wake up, see the abort and give up without sending.
         for (const wake of slots.splice(0)) wake();
         await Promise.allSettled([...inFlight]);
+        await guarded?.close().catch(() => undefined);
       })();
       return closing;
     },
@@ -316,7 +347,12 @@ function parseRetryAfter(value: string | null, now: number): number | null {
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
+function refusal(err: unknown): boolean {
+  return err instanceof OutboundRefusedError || (err as { cause?: unknown } | null)?.cause instanceof OutboundRefusedError;
+}
+
 function describe(err: unknown): string {
+  if (err instanceof OutboundRefusedError) return `refused: the URL ${err.message}`;
   if (err instanceof Error) {
     const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
     return `${err.message}${cause}`;

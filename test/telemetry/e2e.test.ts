@@ -49,7 +49,7 @@ describe('telemetry on a real guard', () => {
       if (e.type === 'state') for (const a of e.job.attempts) if (a.code) failures.set(`${e.jobId}#${a.number}`, a.code);
     });
     rx = await startReceiver([200]);
-    notifier = createWebhookNotifier({ secret: 'topsecret' });
+    notifier = createWebhookNotifier({ secret: 'topsecret', outbound: { allowLoopback: true } });
     const detach = attachWebhooks(guard, notifier);
 
     const base = { ckpt: 'v1-5-pruned-emaonly.ckpt', width: 512, height: 512, batch: 1, steps: 5, seed: 1, prompt: 'x' };

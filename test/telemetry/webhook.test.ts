@@ -12,6 +12,7 @@ import {
   type WebhookResult,
 } from '../../src/telemetry/webhook.js';
 import { systemClock, type Clock, type TimerHandle } from '../../src/util/clock.js';
+import { checkOutboundUrl, createOutboundFetch, OutboundRefusedError, type OutboundFetch } from '../../src/util/outbound.js';
 import { makeAttempt, makeJob } from '../store/fixtures.js';
 import { FakeGuardEvents } from './fake-guard.js';
 import { startReceiver, type Receiver } from './receiver.js';
@@ -35,8 +36,9 @@ describe('createWebhookNotifier', () => {
   afterEach(async () => {
     for (const o of open.splice(0)) await o.close();
   });
+  // The receivers are loopback stand-ins, which the notifier refuses unless told otherwise.
   const notifier = (o: Parameters<typeof createWebhookNotifier>[0]) => {
-    const n = createWebhookNotifier(o);
+    const n = createWebhookNotifier({ outbound: { allowLoopback: true }, ...o });
     open.push(n);
     return n;
   };
@@ -62,11 +64,16 @@ describe('createWebhookNotifier', () => {
     expect(results).toEqual([{ url: rx.url, event: 'job.completed', delivered: true, attempts: 1, status: 204, error: null }]);
   });
 
-  it('sends no signature header without a secret', async () => {
+  it('signs with a generated secret when none is set, and says it generated one', async () => {
     const rx = await receiver();
-    await notifier({}).notify(rx.url, { a: 1 }, { event: 'custom' });
-    expect(rx.requests[0]!.headers[SIGNATURE_HEADER.toLowerCase()]).toBeUndefined();
-    expect(rx.requests[0]!.headers[EVENT_HEADER.toLowerCase()]).toBe('custom');
+    const n = notifier({});
+    expect(n.secretGenerated).toBe(true);
+    expect(n.secret).toMatch(/^[0-9a-f]{64}$/);
+    await n.notify(rx.url, { a: 1 }, { event: 'custom' });
+    const req = rx.requests[0]!;
+    expect(req.headers[SIGNATURE_HEADER.toLowerCase()]).toBe(`sha256=${createHmac('sha256', n.secret).update(req.body).digest('hex')}`);
+    expect(req.headers[EVENT_HEADER.toLowerCase()]).toBe('custom');
+    expect(notifier({ secret: 'given' }).secretGenerated).toBe(false);
   });
 
   it('retries 503 and 429 with backoff until the receiver accepts, same body and signature each time', async () => {
@@ -166,10 +173,102 @@ describe('createWebhookNotifier', () => {
   });
 });
 
+describe('webhook targets (SSRF), with loopback stand-ins only', () => {
+  const open: Array<Receiver | WebhookNotifier | OutboundFetch> = [];
+  afterEach(async () => {
+    for (const o of open.splice(0)) await o.close();
+  });
+  const receiver = async (statuses?: number[]) => {
+    const r = await startReceiver(statuses);
+    open.push(r);
+    return r;
+  };
+  const deliver = async (url: string, o: Parameters<typeof createWebhookNotifier>[0] = {}): Promise<WebhookResult> => {
+    const results: WebhookResult[] = [];
+    const n = createWebhookNotifier({ retry: fastRetry, onResult: (r) => results.push(r), ...o });
+    open.push(n);
+    await n.notify(url, { id: 'x' });
+    return results[0]!;
+  };
+
+  it('refuses a loopback receiver unless loopback is allowed for local development', async () => {
+    const rx = await receiver();
+    const refused = await deliver(rx.url);
+    expect(refused).toMatchObject({ delivered: false, attempts: 0, status: null });
+    expect(refused.error).toMatch(/loopback/);
+    expect(rx.requests).toHaveLength(0);
+    expect(await deliver(rx.url, { outbound: { allowLoopback: true } })).toMatchObject({ delivered: true });
+  });
+
+  it.each([
+    ['link-local metadata', 'http://169.254.169.254/latest/meta-data/', /metadata/],
+    ['link-local', 'http://169.254.1.1/', /link-local/],
+    ['IPv6 link-local', 'http://[fe80::1]/', /link-local/],
+    ['private 10/8', 'http://10.0.0.7:9000/hook', /private/],
+    ['private 192.168/16', 'http://192.168.1.1/', /private/],
+    ['IPv4-mapped private', 'http://[::ffff:10.1.2.3]/', /private/],
+    ['metadata name', 'http://metadata.google.internal/', /metadata/],
+    ['unspecified', 'http://0.0.0.0:80/', /reserved/],
+    ['credentials in the URL', 'http://user:pa55word@hooks.example.com/', /user name or password/],
+  ])('refuses %s before sending anything, even with loopback allowed', async (_what, url, reason) => {
+    const r = await deliver(url, { outbound: { allowLoopback: true } });
+    expect(r).toMatchObject({ delivered: false, attempts: 0 });
+    expect(r.error).toMatch(reason);
+    expect(r.url).not.toContain('pa55word');
+  });
+
+  it.each([
+    ['decimal', 'http://2130706433/'],
+    ['hex', 'http://0x7f.1/'],
+    ['IPv4-mapped IPv6', 'http://[::ffff:7f00:1]/'],
+    ['name', 'http://localhost:1/'],
+    ['subdomain of localhost', 'http://a.localhost:1/'],
+  ])('refuses a %s spelling of loopback by default', async (_what, url) => {
+    const r = await deliver(url);
+    expect(r).toMatchObject({ delivered: false, attempts: 0 });
+    expect(r.error).toMatch(/loopback/);
+  });
+
+  it('allows private targets only when configured', () => {
+    expect(() => checkOutboundUrl('http://10.0.0.7/', {})).toThrow(OutboundRefusedError);
+    expect(checkOutboundUrl('http://10.0.0.7/', { allowPrivate: true }).hostname).toBe('10.0.0.7');
+    expect(() => checkOutboundUrl('http://169.254.169.254/', { allowPrivate: true, allowLoopback: true })).toThrow(/metadata/);
+  });
+
+  it('does not follow a redirect, not even a 307 that would re-post the body', async () => {
+    const target = await receiver();
+    const hop = await receiver([307]);
+    hop.headers = [{ location: `${target.url}/elsewhere` }];
+    const r = await deliver(hop.url, { outbound: { allowLoopback: true } });
+    expect(r).toMatchObject({ delivered: false, attempts: 1, status: 307 });
+    expect(r.error).toMatch(/redirects are not followed/);
+    expect(hop.requests).toHaveLength(1);
+    expect(target.requests).toHaveLength(0);
+  });
+
+  it('checks every resolved address at connect time, so a name that resolves to loopback is refused', async () => {
+    const rx = await receiver();
+    const port = new URL(rx.url).port;
+    // A resolver standing in for DNS: the name looks public, the answer is loopback (rebinding).
+    const resolve = ((_host: string, _o: unknown, cb: (e: null, a: Array<{ address: string; family: number }>) => void) =>
+      cb(null, [{ address: '127.0.0.1', family: 4 }])) as unknown as typeof import('node:dns').lookup;
+    const strict = createOutboundFetch({}, { resolve });
+    open.push(strict);
+    const refused = await deliver(`http://hooks.example.test:${port}/`, { fetch: strict, retry: { ...fastRetry, attempts: 3 } });
+    expect(refused).toMatchObject({ delivered: false, attempts: 1, status: null });
+    expect(refused.error).toMatch(/loopback/);
+    expect(rx.requests).toHaveLength(0);
+    const lenient = createOutboundFetch({ allowLoopback: true }, { resolve });
+    open.push(lenient);
+    expect(await deliver(`http://hooks.example.test:${port}/`, { fetch: lenient, outbound: { allowLoopback: true } })).toMatchObject({ delivered: true });
+    expect(rx.requests).toHaveLength(1);
+  });
+});
+
 describe('attachWebhooks', () => {
   it('posts terminal states of jobs that have a webhookUrl, once each, with the job summary', async () => {
     const rx = await startReceiver([200]);
-    const n = createWebhookNotifier({ secret: 'k' });
+    const n = createWebhookNotifier({ secret: 'k', outbound: { allowLoopback: true } });
     const guard = new FakeGuardEvents();
     const detach = attachWebhooks(guard, n);
     try {
