@@ -5,11 +5,17 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Guard } from '../jobs/guard-api.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { installErrorHandlers } from './api-error.js';
+import type { OutboundPolicy } from '../util/outbound.js';
+import { ApiError, installErrorHandlers } from './api-error.js';
 import { installAuth } from './auth.js';
+import { DEFAULT_MAX_BODY_DEPTH, DEFAULT_MAX_WORKFLOW_NODES, parseJsonBody } from './body-limits.js';
+import { installBrowserSafety, type BrowserSafetyOptions } from './browser-safety.js';
 import { registerComfyCompat } from './comfy/routes.js';
 import type { MetaStore } from './comfy/registry.js';
 import type { UploadStore } from './comfy/uploads.js';
@@ -47,9 +53,40 @@ export interface AppOptions {
   comfyUploads?: UploadStore;
   /** Where client prompt ids and queue numbers are kept across restarts (the job store's getMeta/setMeta). @default in memory */
   comfyMeta?: MetaStore;
+  /** Host names answered besides IP addresses and loopback names (DNS rebinding guard); `'*'` turns it off. @default [] */
+  allowedHosts?: BrowserSafetyOptions['allowedHosts'];
+  /** Origins whose pages may change state besides the service's own; `'*'` turns it off. @default [] */
+  allowedOrigins?: BrowserSafetyOptions['allowedOrigins'];
+  /** Deepest JSON nesting accepted in a body. @default 64 */
+  maxBodyDepth?: number;
+  /** Most nodes in one workflow (each fallback workflow counts alone). @default 2_000 */
+  maxWorkflowNodes?: number;
+  /** Time for a client to send the request headers; slower connections are closed. @default 10_000 */
+  headersTimeoutMs?: number;
+  /** Time for a client to send the whole request. @default 60_000 */
+  requestTimeoutMs?: number;
+  /** A connection with no traffic either way for this long is closed (SSE and sockets excepted). @default 60_000 */
+  idleTimeoutMs?: number;
+  /** Open connections at most; more are refused at once. @default 1_024 */
+  maxConnections?: number;
+  /**
+   * Webhook targets a job may name beyond public addresses; give the webhook notifier the same.
+   * @default {} (loopback and private targets refused)
+   */
+  webhookTargets?: OutboundPolicy;
 }
 
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
+
+/** The request, connection and size bounds the service runs with. */
+export interface ServiceLimits {
+  maxBodyDepth: number;
+  maxWorkflowNodes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+}
 
 function packageVersion(): string {
   try {
@@ -67,6 +104,46 @@ function loggerOption(logger: AppOptions['logger']): Pick<FastifyServerOptions, 
     return { loggerInstance: logger as FastifyServerOptions['loggerInstance'] };
   }
   return { logger: (logger ?? false) as FastifyServerOptions['logger'] };
+}
+
+/**
+ * The HTTP server with its bounds: header and request timeouts checked often enough to matter
+ * (Node checks every 30 s by default), an idle timeout, and a connection cap.
+ */
+function boundedServer(limits: ServiceLimits) {
+  return (handler: Parameters<typeof createServer>[1]): Server => {
+    const server = createServer(
+      {
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(limits.headersTimeoutMs / 4))),
+        keepAliveTimeout: 5_000,
+      },
+      handler,
+    );
+    server.setTimeout(limits.idleTimeoutMs);
+    server.maxConnections = limits.maxConnections;
+    return server;
+  };
+}
+
+/**
+ * Fastify's answer to requests it cannot parse (oversized headers, timeouts, malformed request
+ * lines), in the service's one error shape.
+ */
+function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'REQUEST_TIMEOUT', 'the request took too long to arrive']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'HEADERS_TOO_LARGE', 'the request headers are too large']
+        : [400, 'VALIDATION_ERROR', 'the request is not valid HTTP'];
+  const body = JSON.stringify(new ApiError(status, code, message).toBody());
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }
 
 function positive(name: string, v: number | undefined, dflt: number): number {
@@ -89,11 +166,27 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     sseHeartbeatMs: positive('sseHeartbeatMs', opts.sseHeartbeatMs, 15_000),
     comfyHeartbeatMs: positive('comfyHeartbeatMs', opts.comfyHeartbeatMs, 5_000),
     streams: new Set(),
+    webhookTargets: { ...opts.webhookTargets },
+    limits: {
+      maxBodyDepth: positive('maxBodyDepth', opts.maxBodyDepth, DEFAULT_MAX_BODY_DEPTH),
+      maxWorkflowNodes: positive('maxWorkflowNodes', opts.maxWorkflowNodes, DEFAULT_MAX_WORKFLOW_NODES),
+      headersTimeoutMs: positive('headersTimeoutMs', opts.headersTimeoutMs, 10_000),
+      requestTimeoutMs: positive('requestTimeoutMs', opts.requestTimeoutMs, 60_000),
+      idleTimeoutMs: positive('idleTimeoutMs', opts.idleTimeoutMs, 60_000),
+      maxConnections: positive('maxConnections', opts.maxConnections, 1_024),
+    },
   };
+  if (ctx.limits.requestTimeoutMs < ctx.limits.headersTimeoutMs) throw new Error('`requestTimeoutMs` must not be shorter than `headersTimeoutMs`');
 
   const app = Fastify({
     ...loggerOption(opts.logger),
     bodyLimit,
+    serverFactory: boundedServer(ctx.limits),
+    clientErrorHandler,
+    // Ids and file names up to their schema limits reach validation (Fastify's default cuts at 100).
+    routerOptions: { maxParamLength: 2_048 },
+    // Our own ids: a client's X-Request-Id is not trusted into the logs.
+    genReqId: () => randomBytes(6).toString('hex'),
     // Long-lived SSE streams and sockets are ended by our preClose hook; idle keep-alives by Fastify.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -101,17 +194,24 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandlers(app);
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+  installBrowserSafety(app, {
+    ...(opts.allowedHosts !== undefined ? { allowedHosts: opts.allowedHosts } : {}),
+    ...(opts.allowedOrigins !== undefined ? { allowedOrigins: opts.allowedOrigins } : {}),
+  });
 
-  // JSON whatever the Content-Type says: @saintno/comfyui-sdk posts JSON as text/plain.
-  // An empty body is "no body" rather than an error, so POSTs without payload work with any client.
-  const defaultJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'string' }, (req, body, done) => {
-    if (typeof body !== 'string' || body.trim() === '') {
-      done(null, undefined);
-      return;
+  // JSON only from application/json: a web page can send text/plain or a form without asking, so
+  // those never change state here (the ComfyUI-compatible endpoint adds text/plain for its clients,
+  // behind the Origin check). An empty body is "no body", so POSTs without payload work with any client.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(String(body), ctx.limits.maxBodyDepth));
+    } catch (err) {
+      done(err as Error, undefined);
     }
-    defaultJson(req, body, done);
   });
 
   if (opts.apiKey !== undefined) installAuth(app, opts.apiKey);

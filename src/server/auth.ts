@@ -42,9 +42,12 @@ function presentedToken(req: FastifyRequest, path: string): string | null {
   return null;
 }
 
+/** Shortest API key accepted: 16 characters, so a key cannot be guessed online. */
+export const MIN_API_KEY_LENGTH = 16;
+
 /** Adds the onRequest hook that answers 401 UNAUTHORIZED without the right key. */
 export function installAuth(app: FastifyInstance, apiKey: string): void {
-  if (apiKey.length === 0) throw new Error('apiKey must not be empty');
+  if (apiKey.length < MIN_API_KEY_LENGTH) throw new Error(`apiKey must have at least ${MIN_API_KEY_LENGTH} characters`);
   const expected = digest(apiKey);
   app.addHook('onRequest', async (req, reply) => {
     // The matched route pattern, not the raw URL, so percent-encoded paths cannot dodge the check.

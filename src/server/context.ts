@@ -6,6 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Guard } from '../jobs/guard-api.js';
 import type { Clock } from '../util/clock.js';
+import type { OutboundPolicy } from '../util/outbound.js';
+import type { ServiceLimits } from './app.js';
 
 /** The Fastify instance with the zod type provider, as route modules see it. */
 export type ZodApp = ReturnType<typeof withZod>;
@@ -26,4 +28,8 @@ export interface ServiceContext {
   comfyHeartbeatMs: number;
   /** Aborts every open SSE stream and socket; called when the service closes. */
   streams: Set<AbortController>;
+  /** Body, workflow, time and connection bounds. */
+  limits: ServiceLimits;
+  /** Which webhook targets beyond public addresses a job may name (must match the notifier's). */
+  webhookTargets: OutboundPolicy;
 }

@@ -3,38 +3,26 @@
  * because the API can cancel every job and reach every ComfyUI server.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Guard } from '../jobs/guard-api.js';
-import type { Clock } from '../util/clock.js';
 import { buildApp, type AppOptions } from './app.js';
-import { isLoopbackHost } from './auth.js';
+import { isLoopbackHost, MIN_API_KEY_LENGTH } from './auth.js';
 import { listenComfyRoot, type RootMount } from './comfy/root-mount.js';
 import type { MetaStore } from './comfy/registry.js';
 import type { UploadStore } from './comfy/uploads.js';
-import type { MetricsSource } from './routes/metrics.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, type AppOptions } from './app.js';
-export { isLoopbackHost } from './auth.js';
+export { isLoopbackHost, MIN_API_KEY_LENGTH } from './auth.js';
+export type { BrowserSafetyOptions } from './browser-safety.js';
 export { UploadStore } from './comfy/uploads.js';
 export { memoryMetaStore, type MetaStore } from './comfy/registry.js';
 export type { MetricsSource } from './routes/metrics.js';
 
-export interface ServiceOptions {
-  guard: Guard;
+export interface ServiceOptions extends AppOptions {
   /** @default '127.0.0.1' */
   host?: string;
   /** 0 picks a free port. @default 0 */
   port?: number;
-  /** Required when `host` is not a loopback address. */
+  /** Required when `host` is not a loopback address; at least 16 characters. */
   apiKey?: string;
-  metrics?: MetricsSource;
-  logger?: boolean | object;
-  bodyLimit?: number;
-  clock?: Clock;
-  dashboard?: boolean;
-  /** Where ComfyUI clients' uploads are kept (see AppOptions). */
-  comfyUploads?: UploadStore;
-  /** Where client prompt ids and numbers are kept across restarts (see AppOptions). */
-  comfyMeta?: MetaStore;
   /** Also serve the ComfyUI-compatible endpoint at the root of this port (0 picks a free one). */
   comfyPort?: number;
 }
@@ -58,8 +46,14 @@ export class ServiceConfigError extends Error {
   }
 }
 
-/** Throws unless `host` is loopback or an API key is set (callers check before creating anything). */
+/**
+ * Throws unless `host` is loopback or an API key is set, and when a key is shorter than
+ * MIN_API_KEY_LENGTH (callers check before creating anything).
+ */
 export function assertExposureAllowed(host: string, apiKey: string | undefined): void {
+  if (apiKey !== undefined && apiKey.length < MIN_API_KEY_LENGTH) {
+    throw new ServiceConfigError(`the API key must have at least ${MIN_API_KEY_LENGTH} characters; a short key can be guessed (try: openssl rand -hex 24)`);
+  }
   if (isLoopbackHost(host) || apiKey) return;
   throw new ServiceConfigError(
     `refusing to listen on ${host} without an API key: anyone who can reach it could submit and cancel jobs. ` +
@@ -73,20 +67,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const port = opts.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ServiceConfigError(`port must be an integer from 0 to 65535, got ${JSON.stringify(opts.port)}`);
   assertExposureAllowed(host, opts.apiKey);
-  const appOpts: AppOptions = {
-    guard: opts.guard,
-    ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
-    ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
-    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
-    ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}),
-    ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
-    ...(opts.dashboard !== undefined ? { dashboard: opts.dashboard } : {}),
-    ...(opts.comfyUploads !== undefined ? { comfyUploads: opts.comfyUploads } : {}),
-    ...(opts.comfyMeta !== undefined ? { comfyMeta: opts.comfyMeta } : {}),
-  };
   if (opts.comfyPort !== undefined && (!Number.isInteger(opts.comfyPort) || opts.comfyPort < 0 || opts.comfyPort > 65_535)) {
     throw new ServiceConfigError(`comfyPort must be an integer from 0 to 65535, got ${JSON.stringify(opts.comfyPort)}`);
   }
+  const { host: _host, port: _port, comfyPort: _comfyPort, ...appOpts } = opts;
   const app = buildApp(appOpts);
   try {
     await app.listen({ host, port });

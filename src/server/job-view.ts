@@ -3,7 +3,9 @@
  * (camelCase, ISO times, no workflows unless asked for).
  */
 import type { z } from 'zod';
-import type { AttemptRecord, JobRecord, RecoveryStep } from '../jobs/types.js';
+import { scrubText } from '../errors/scrub.js';
+import type { AttemptRecord, JobErrorInfo, JobRecord, RecoveryStep } from '../jobs/types.js';
+import { redactUrl } from '../util/outbound.js';
 import type { AttemptViewSchema, JobViewSchema, RecoveryStepViewSchema } from './schemas.js';
 
 export type JobView = z.infer<typeof JobViewSchema>;
@@ -27,7 +29,7 @@ function attemptView(a: AttemptRecord, withWorkflow: boolean): AttemptView {
     status: a.status,
     ...(a.strategy !== undefined ? { strategy: a.strategy } : {}),
     ...(a.code !== undefined ? { code: a.code } : {}),
-    ...(a.message !== undefined ? { message: a.message } : {}),
+    ...(a.message !== undefined ? { message: scrubText(a.message) } : {}),
     ...(a.changes !== undefined ? { changes: a.changes } : {}),
     startedAt: iso(a.startedAt),
     endedAt: isoOrNull(a.endedAt),
@@ -44,10 +46,19 @@ function stepView(s: RecoveryStep): RecoveryStepView {
     success: s.success,
     server: s.server,
     promptId: s.promptId,
-    message: s.message,
+    message: scrubText(s.message),
     startedAt: iso(s.startedAt),
     endedAt: isoOrNull(s.endedAt),
   };
+}
+
+/**
+ * The error as a user sees it: message and hint scrubbed once more here, because recovery and
+ * decision text appended to them may quote user input (tokens, paths) that the classifier never saw.
+ */
+function errorView(e: JobErrorInfo | null): JobErrorInfo | null {
+  if (e === null) return null;
+  return { ...e, message: scrubText(e.message), hint: scrubText(e.hint) };
 }
 
 /** Maps a stored job to its API shape; `withWorkflow` adds the original and per-attempt workflows. */
@@ -69,9 +80,9 @@ export function toJobView(job: JobRecord, opts: { withWorkflow?: boolean } = {})
     recoveryHistory: job.recoveryHistory.map(stepView),
     retryCount: job.retryCount,
     originalParameters: job.params,
-    options: { ...job.options },
+    options: { ...job.options, ...(typeof job.options.webhookUrl === 'string' ? { webhookUrl: redactUrl(job.options.webhookUrl) } : {}) },
     outputs: job.outputs.map((o) => ({ node: o.node, filename: o.filename, subfolder: o.subfolder, type: o.type, server: o.server, url: o.url })),
-    error: job.error,
+    error: errorView(job.error),
     degraded: job.degraded,
     ...(withWorkflow ? { workflow: job.workflow } : {}),
   };

@@ -9,7 +9,7 @@ import type { Guard } from '../../src/jobs/guard-api.js';
 import { isLoopbackHost, startService, type RunningService } from '../../src/server/index.js';
 import { tinyWorkflow } from './helpers.js';
 
-const KEY = 'test-key-7f3a9c';
+const KEY = 'test-key-7f3a9c-0b1d';
 
 let guard: Guard;
 let open: RunningService | null = null;

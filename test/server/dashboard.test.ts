@@ -361,7 +361,7 @@ describe('the dashboard with an API key and held jobs', () => {
   let release: () => void = () => {};
   beforeAll(async () => {
     const gate = new Promise<void>((r) => (release = r));
-    rig = await startServiceRig([{ nodeGate: () => gate }], { app: { dashboard: true, apiKey: 'dash-key' } });
+    rig = await startServiceRig([{ nodeGate: () => gate }], { app: { dashboard: true, apiKey: 'dash-key-0123456789' } });
   });
   afterAll(async () => {
     release();
@@ -372,11 +372,11 @@ describe('the dashboard with an API key and held jobs', () => {
     const { page } = await openPage(rig.url);
     await expect.poll(() => page.locator('#notice').textContent()).toMatch(/needs an API key/);
     await page.click('details.key summary');
-    await page.fill('#api-key', 'dash-key');
+    await page.fill('#api-key', 'dash-key-0123456789');
     await page.click('#key-form button');
     await page.reload();
     await page.locator('#live.on').waitFor();
-    expect(await page.evaluate("sessionStorage.getItem('comfyguard.apiKey')")).toBe('dash-key');
+    expect(await page.evaluate("sessionStorage.getItem('comfyguard.apiKey')")).toBe('dash-key-0123456789');
 
     const auth = { authorization: 'Bearer dash-key' };
     // A job that waits in the paused pool, cancelled from its page.

@@ -136,6 +136,28 @@ export class CompatRegistry {
     return this.#aliases.get(promptId) ?? promptId;
   }
 
+  /** True when a prompt id already names a job (as an alias or as a job id). */
+  isTaken(promptId: string): boolean {
+    return this.#aliases.has(promptId) || this.#byJob.has(promptId);
+  }
+
+  /** Whether a caller with this clientId may act on a job: the submitter, or a caller that does not say who it is (as in ComfyUI). */
+  allows(jobId: string, clientId: string | undefined): boolean {
+    const owner = this.#byJob.get(jobId)?.clientId ?? null;
+    return !(clientId && owner !== null && owner !== clientId);
+  }
+
+  /**
+   * The job id behind a prompt id, for a caller that says who it is: null when the job was
+   * submitted by another client (a caller without a clientId is not told apart, as in ComfyUI).
+   */
+  resolveFor(promptId: string, clientId: string | undefined): string | null {
+    const jobId = this.resolve(promptId);
+    const owner = this.#byJob.get(jobId)?.clientId ?? null;
+    if (clientId && owner !== null && owner !== clientId) return null;
+    return jobId;
+  }
+
   /** Remembers which server holds an output file. */
   rememberFile(file: { filename: string; subfolder: string; type: string }, server: string): void {
     const key = fileKey(file);

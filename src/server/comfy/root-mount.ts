@@ -27,10 +27,15 @@ export async function listenComfyRoot(app: FastifyInstance, opts: { host: string
   const rewrite = (req: IncomingMessage) => {
     req.url = rootToComfyPath(req.url ?? '/');
   };
-  const server: Server = createServer((req, res) => {
+  // The same bounds as the app's own listener: header and request timeouts, idle timeout, connection cap.
+  const server: Server = createServer({ headersTimeout: app.server.headersTimeout, requestTimeout: app.server.requestTimeout, connectionsCheckingInterval: 1_000 }, (req, res) => {
     rewrite(req);
     app.routing(req, res);
   });
+  server.setTimeout(app.server.timeout);
+  server.maxConnections = app.server.maxConnections;
+  // Timeouts and malformed requests are answered by the app's handler, in the one error shape.
+  server.on('clientError', (err, socket) => app.server.emit('clientError', err, socket));
   // WebSocket upgrades go to the app's own server, where @fastify/websocket takes them.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     rewrite(req);

@@ -14,7 +14,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { ApiWorkflow, HistoryMap } from '../../comfy/types.js';
 import { isTerminal, type JobRecord, type JobStatus } from '../../jobs/types.js';
-import { ApiError, toApiError } from '../api-error.js';
+import { ApiError, errorBody, toApiError } from '../api-error.js';
+import { checkWorkflowSize, parseJsonBody } from '../body-limits.js';
 import { withZod, type ServiceContext } from '../context.js';
 import { isUiFormatWorkflow } from '../routes/jobs.js';
 import { sendBytes } from '../routes/outputs.js';
@@ -38,14 +39,28 @@ class ComfyRejection extends Error {
     readonly type: string,
     message: string,
     readonly details = '',
+    readonly code = 'VALIDATION_ERROR',
   ) {
     super(message);
     this.name = 'ComfyRejection';
   }
 }
 
-function rejectionBody(type: string, message: string, details: string): Record<string, unknown> {
-  return { error: { type, message, details, extra_info: {} }, node_errors: {} };
+/** ComfyUI's error shape, with the service's stable `code` inside `error` too (the one shape every answer has). */
+function rejectionBody(type: string, message: string, details: string, code: string): Record<string, unknown> {
+  return { error: { code, type, message, details, extra_info: {} }, node_errors: {}, code };
+}
+
+/** A WebSocket handshake `ws` would refuse with a bare text answer; refused here in the service's shape instead. */
+function checkHandshake(req: FastifyRequest): void {
+  if (typeof req.headers.upgrade !== 'string') {
+    throw new ApiError(400, 'VALIDATION_ERROR', 'this is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)');
+  }
+  const key = req.headers['sec-websocket-key'];
+  const version = req.headers['sec-websocket-version'];
+  if (req.headers.upgrade.toLowerCase() !== 'websocket' || typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key) || (version !== '13' && version !== '8')) {
+    throw new ApiError(400, 'VALIDATION_ERROR', 'not a valid WebSocket handshake (Upgrade, Sec-WebSocket-Key and Sec-WebSocket-Version 13 are needed)');
+  }
 }
 
 // Querystrings are loose: @stable-canvas/comfyui-client appends ?clientId= to every URL.
@@ -85,11 +100,20 @@ export function registerComfyCompat(app: FastifyInstance, ctx: ServiceContext, o
       await instance.register(websocket, { options: { maxPayload: 1024 * 1024 } });
       // Uploads are multipart; the body is parsed by the route (Node's own FormData parser).
       instance.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+      // ComfyUI clients post JSON as text/plain (@saintno/comfyui-sdk); only here, behind the Origin check.
+      instance.addContentTypeParser('text/plain', { parseAs: 'string' }, (_req, body, done) => {
+        try {
+          done(null, parseJsonBody(String(body), ctx.limits.maxBodyDepth));
+        } catch (err) {
+          done(err as Error, undefined);
+        }
+      });
       instance.setErrorHandler((err: FastifyError | ComfyRejection, req: FastifyRequest, reply: FastifyReply) => {
-        if (err instanceof ComfyRejection) return reply.code(err.status).send(rejectionBody(err.type, err.message, err.details));
+        if (err instanceof ComfyRejection) return reply.code(err.status).send(rejectionBody(err.type, err.message, err.details, err.code));
         const e = toApiError(err);
-        if (e.status >= 500) req.log.error({ err }, 'comfy endpoint failed');
-        return reply.code(e.status).send({ ...rejectionBody(e.code.toLowerCase(), e.message, e.field ?? ''), code: e.code });
+        if (e.status >= 500) req.log.error({ err, reqId: req.id, code: e.code }, 'comfy endpoint failed');
+        const body = errorBody(e, req.id);
+        return reply.code(e.status).send(rejectionBody(e.code.toLowerCase(), body.error.message, e.field ?? '', e.code));
       });
       routes(withZod(instance), ctx, compat);
       hub.start();
@@ -123,7 +147,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
         tags: TAG,
         querystring: ClientQuery,
         body: PromptBody,
-        response: { 200: z.object({ prompt_id: z.string(), number: z.number(), node_errors: z.record(z.string(), z.unknown()) }), 400: anyJson, 500: anyJson },
+        response: { 200: z.object({ prompt_id: z.string(), number: z.number(), node_errors: z.record(z.string(), z.unknown()) }), 400: anyJson, 409: anyJson, 413: anyJson, 500: anyJson },
       },
     },
     async (req, reply) => {
@@ -132,6 +156,8 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
       if (isUiFormatWorkflow(body.prompt)) {
         throw new ComfyRejection(400, 'invalid_prompt', 'This is a UI-format workflow; export it with "Save (API Format)".', 'UI-format workflow');
       }
+      // Bounded before the node-definition check, whose cost grows with the nodes.
+      if (typeof body.prompt === 'object' && body.prompt !== null) checkWorkflowSize(body.prompt, ctx.limits.maxWorkflowNodes, 'prompt');
       // Checked as ComfyUI checks it, against each server's node definitions, before a job exists.
       const check = checkPrompt(body.prompt, body.partial_execution_targets ?? null, await compat.objectInfo.all(), (name) => uploads.has(name));
       if (!check.ok) {
@@ -142,6 +168,11 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
         throw new ComfyRejection(400, 'invalid_prompt', 'The prompt must be an API-format workflow object.');
       }
       const clientId = body.client_id ?? req.query.clientId ?? null;
+      const promptId = body.prompt_id !== undefined ? String(body.prompt_id) : undefined;
+      // A prompt_id names one job for good: reusing another client's would hand over its history and interrupt.
+      if (promptId !== undefined && (registry.isTaken(promptId) || (await guard.get(promptId).catch(() => null)) !== null)) {
+        throw new ComfyRejection(409, 'prompt_id_taken', 'That prompt_id is already in use; choose another or let the server choose.', 'prompt_id', 'PROMPT_ID_TAKEN');
+      }
       let result;
       try {
         result = await guard.submit(check.prompt as ApiWorkflow, body.front ? { priority: 1000 } : {});
@@ -152,7 +183,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
       }
       const entry = await registry.add(result.id, {
         clientId,
-        ...(body.prompt_id !== undefined ? { promptId: String(body.prompt_id) } : {}),
+        ...(promptId !== undefined && !registry.isTaken(promptId) ? { promptId } : {}),
         ...(body.number !== undefined ? { number: body.number } : {}),
         ...(body.front ? { front: true } : {}),
       });
@@ -194,7 +225,10 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
     async (req, reply) => {
       const ids: string[] = [];
       if (req.body?.clear) ids.push(...(await guard.list({ status: 'queued', limit: 1000 })).jobs.map((j) => j.id));
-      for (const id of req.body?.delete ?? []) ids.push(await registry.resolvePersisted(String(id)));
+      for (const id of req.body?.delete ?? []) {
+        const jobId = await registry.resolvePersisted(String(id));
+        if (registry.allows(jobId, req.query.clientId)) ids.push(jobId);
+      }
       await cancelMany([...new Set(ids)]);
       return reply.code(200).send();
     },
@@ -208,8 +242,10 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
     async (req, reply) => {
       const promptId = req.body?.prompt_id;
       let ids: string[];
-      if (promptId) ids = [await registry.resolvePersisted(promptId)];
-      else {
+      if (promptId) {
+        const jobId = await registry.resolvePersisted(promptId);
+        ids = registry.allows(jobId, req.query.clientId) ? [jobId] : [];
+      } else {
         const running = (await activeJobs()).filter((j) => j.status !== 'queued');
         const clientId = req.query.clientId;
         ids = running.filter((j) => !clientId || registry.peek(j.id)?.clientId === clientId).map((j) => j.id);
@@ -233,6 +269,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
     },
     async (req) => {
       const jobId = await registry.resolvePersisted(req.params.id);
+      if (!registry.allows(jobId, req.query.clientId)) return {};
       const job = await guard.get(jobId);
       if (!job || !isTerminal(job.status)) return {};
       const entry = (await registry.load(job.id)) ?? registry.entry(job.id);
@@ -304,14 +341,14 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
     async (req, reply) => {
       const file = { filename: req.query.filename, subfolder: req.query.subfolder ?? '', type: req.query.type ?? 'output' };
       const uploaded = uploads.get(file.type, file.subfolder, file.filename);
-      if (uploaded) return sendBytes(reply, uploaded.contentType, uploaded.data);
+      if (uploaded) return sendBytes(reply, uploaded.contentType, uploaded.data, file.filename);
       const known = registry.serverOf(file);
       const candidates = known ? [known] : (await guard.servers()).map((s) => s.name);
       let lastError: unknown = new ApiError(404, 'NOT_FOUND', 'no such file');
       for (const server of candidates) {
         try {
           const out = await guard.fetchOutput(server, file);
-          return sendBytes(reply, out.contentType, out.data);
+          return sendBytes(reply, out.contentType, out.data, file.filename);
         } catch (err) {
           lastError = err;
         }
@@ -357,6 +394,7 @@ function routes(app: ReturnType<typeof withZod>, ctx: ServiceContext, compat: Co
         tags: TAG,
         querystring: ClientQuery,
       },
+      preValidation: async (req) => checkHandshake(req),
     },
     (socket, req) => {
       const clientId = (req.query as { clientId?: string }).clientId || randomUUID().replace(/-/g, '');

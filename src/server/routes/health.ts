@@ -4,6 +4,8 @@
  */
 import type { z } from 'zod';
 import type { ServerHealthView } from '../../jobs/guard-api.js';
+import { safeDetail } from '../../errors/scrub.js';
+import { redactUrl } from '../../util/outbound.js';
 import type { ServiceContext, ZodApp } from '../context.js';
 import { iso } from '../job-view.js';
 import { ComfyHealthSchema, errorResponses, HealthSchema } from '../schemas.js';
@@ -17,8 +19,9 @@ function serverStatus(s: ServerHealthView): Status {
   return 'down';
 }
 
+/** A component's failure as the health answer shows it: scrubbed, no addresses or credentials. */
 function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return safeDetail(err instanceof Error ? err.message : String(err), 300) || 'unavailable';
 }
 
 /** Registers the health routes. */
@@ -78,14 +81,14 @@ export function registerHealthRoutes(app: ZodApp, ctx: ServiceContext): void {
         total: servers.length,
         servers: servers.map((s) => ({
           name: s.name,
-          url: s.url,
+          url: redactUrl(s.url),
           healthy: s.healthy,
           latencyMs: s.latencyMs,
           vram: { total: s.vramTotal, free: s.vramFree },
           queueRemaining: s.queueRemaining,
           breaker: s.breaker,
           degradation,
-          lastError: s.lastError,
+          lastError: s.lastError === null ? null : safeDetail(s.lastError, 300),
           checkedAt: s.checkedAt === null ? null : iso(s.checkedAt),
           tags: s.tags,
         })),

@@ -109,6 +109,8 @@ export function registerJobEventRoutes(app: ZodApp, ctx: ServiceContext): void {
       const ac = new AbortController();
       ctx.streams.add(ac);
       reply.hijack();
+      // A stream is quiet between heartbeats: the service's idle timeout is not for it.
+      req.raw.socket?.setTimeout(0);
       const res = reply.raw;
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',

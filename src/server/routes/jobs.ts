@@ -6,7 +6,9 @@ import type { ApiWorkflow } from '../../comfy/types.js';
 import type { JobOptions, JobStatus } from '../../jobs/types.js';
 import { ApiError } from '../api-error.js';
 import type { ServiceContext, ZodApp } from '../context.js';
+import { checkWorkflowSize } from '../body-limits.js';
 import { toJobView } from '../job-view.js';
+import { checkOutboundUrl, OutboundRefusedError, type OutboundPolicy } from '../../util/outbound.js';
 import {
   CleanupQuerySchema,
   CleanupResponseSchema,
@@ -32,6 +34,16 @@ export function isUiFormatWorkflow(w: unknown): boolean {
 export const UI_FORMAT_MESSAGE =
   'workflow: this is a UI-format workflow (it has "nodes" and "links"); export it from ComfyUI with "Save (API Format)" / "Export (API)" and send that';
 
+/** Refuses a webhook URL the notifier would refuse (credentials, loopback, private, metadata), naming the field. */
+function checkWebhookUrl(url: string, policy: OutboundPolicy): void {
+  try {
+    checkOutboundUrl(url, policy);
+  } catch (err) {
+    if (!(err instanceof OutboundRefusedError)) throw err;
+    throw new ApiError(400, 'VALIDATION_ERROR', `options.webhookUrl: ${err.message}`, { field: 'options.webhookUrl', cause: err });
+  }
+}
+
 const ForceQuerySchema = z.looseObject({ force: z.enum(['true', 'false']).optional().describe('Same as the body\'s `force`') });
 
 /** Registers the /api/jobs routes. */
@@ -50,9 +62,15 @@ export function registerJobRoutes(app: ZodApp, ctx: ServiceContext): void {
       },
       preValidation: async (req) => {
         // Caught before the schema so the answer says what to do, not "expected object".
-        const body = req.body as { workflow?: unknown } | undefined;
+        const body = req.body as { workflow?: unknown; options?: { fallbackWorkflows?: unknown } } | undefined;
         if (body && typeof body === 'object' && isUiFormatWorkflow(body.workflow)) {
           throw new ApiError(400, 'VALIDATION_ERROR', UI_FORMAT_MESSAGE, { field: 'workflow' });
+        }
+        // Before the schema too: validating a 50,000-node workflow is itself the cost to avoid.
+        if (body && typeof body === 'object') {
+          checkWorkflowSize(body.workflow, ctx.limits.maxWorkflowNodes, 'workflow');
+          const fallbacks = body.options?.fallbackWorkflows;
+          if (Array.isArray(fallbacks)) fallbacks.slice(0, 10).forEach((w, i) => checkWorkflowSize(w, ctx.limits.maxWorkflowNodes, `options.fallbackWorkflows[${i}]`));
         }
       },
     },
@@ -60,6 +78,7 @@ export function registerJobRoutes(app: ZodApp, ctx: ServiceContext): void {
       const { workflow, params, options } = req.body;
       // The schema has checked the shapes; the guard re-checks the semantics (params that fit no node...).
       const jobOptions = (options ?? {}) as JobOptions;
+      if (jobOptions.webhookUrl !== undefined) checkWebhookUrl(jobOptions.webhookUrl, ctx.webhookTargets);
       const result = await guard.submit(workflow as ApiWorkflow, { ...jobOptions, ...(params ? { params } : {}) });
       void reply.header('location', `/api/jobs/${encodeURIComponent(result.id)}`);
       return reply.code(result.created ? 202 : 200).send({ id: result.id, status: result.status, created: result.created });
