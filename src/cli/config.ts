@@ -48,6 +48,9 @@ export interface CliConfig {
   metrics: boolean;
   errorSpikeThreshold: number;
   errorSpikeWindowMs: number;
+  allowedHosts: string[];
+  allowedOrigins: string[];
+  webhookAllow: Array<'loopback' | 'private'>;
 }
 
 export type SettingKey = keyof CliConfig;
@@ -154,6 +157,19 @@ function queueUrl(raw: unknown, source: string): string {
   return s;
 }
 
+/** A comma-separated list (or a JSON array in the config file) of non-empty strings. */
+function textList(raw: unknown, source: string): string[] {
+  const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+  if (!items || items.some((i) => typeof i !== 'string')) throw new ConfigError(source, `expected a comma-separated list, got ${show(raw)}`);
+  return (items as string[]).map((i) => i.trim()).filter((i) => i !== '');
+}
+
+function webhookAllow(raw: unknown, source: string): Array<'loopback' | 'private'> {
+  const list = textList(raw, source);
+  for (const k of list) if (k !== 'loopback' && k !== 'private') throw new ConfigError(source, `expected loopback and/or private, got ${show(k)}`);
+  return list as Array<'loopback' | 'private'>;
+}
+
 function logLevel(raw: unknown, source: string): LogLevel {
   const s = text(raw, source).toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(s)) throw new ConfigError(source, `expected one of ${LOG_LEVELS.join(', ')}, got ${show(raw)}`);
@@ -196,7 +212,10 @@ export const SETTINGS = [
   setting({ key: 'healthTtlMs', flag: '--health-ttl <ms>', env: 'HEALTH_TTL_MS', help: 'how long a server health check is trusted', default: 30_000, parse: parseDuration }),
   setting({ key: 'logLevel', flag: '--log-level <level>', env: 'LOG_LEVEL', help: LOG_LEVELS.join(' | '), default: 'info', parse: logLevel }),
   setting({ key: 'logFormat', flag: '--log-format <format>', env: 'LOG_FORMAT', help: 'human: one readable line per event; json: pino JSON lines for log collectors', default: 'human', parse: logFormat }),
-  setting({ key: 'webhookSecret', flag: '--webhook-secret <secret>', env: 'WEBHOOK_SECRET', help: 'HMAC key for the X-Comfyguard-Signature header of webhooks', default: undefined, defaultText: '(unsigned)', parse: optionalText, secret: true }),
+  setting({ key: 'webhookSecret', flag: '--webhook-secret <secret>', env: 'WEBHOOK_SECRET', help: 'HMAC key for the X-Comfyguard-Signature header of webhooks', default: undefined, defaultText: '(generated, shown once)', parse: optionalText, secret: true }),
+  setting({ key: 'webhookAllow', flag: '--webhook-allow <kinds>', env: 'COMFYGUARD_WEBHOOK_ALLOW', help: 'webhook targets allowed besides public addresses: loopback (local development) and/or private', default: [], defaultText: '(public only)', parse: webhookAllow }),
+  setting({ key: 'allowedHosts', flag: '--allowed-hosts <names>', env: 'COMFYGUARD_ALLOWED_HOSTS', help: 'host names the service answers to besides IP addresses and localhost (.example.com allows subdomains, * any)', default: [], defaultText: '(IPs and localhost)', parse: textList }),
+  setting({ key: 'allowedOrigins', flag: '--allowed-origins <origins>', env: 'COMFYGUARD_ALLOWED_ORIGINS', help: 'web origins that may POST and open sockets besides the service\'s own (https://app.example.com)', default: [], defaultText: '(own origin only)', parse: textList }),
   setting({ key: 'analyticsFile', flag: '--analytics-file <path>', env: 'COMFYGUARD_ANALYTICS_FILE', help: 'append analytics events to this JSON-lines file', default: undefined, defaultText: '(off)', parse: optionalText }),
   setting({ key: 'metrics', flag: '--metrics <bool>', env: 'COMFYGUARD_METRICS', help: 'serve Prometheus metrics at /metrics', default: true, parse: bool }),
   setting({ key: 'errorSpikeThreshold', flag: '--error-spike-threshold <n>', env: 'ERROR_SPIKE_THRESHOLD', help: 'log an alert when more errors than this fall in the window', default: 20, parse: integer(0, 1_000_000) }),

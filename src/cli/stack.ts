@@ -16,6 +16,7 @@ import { DEFAULT_STORE_URL, openStore, sqlitePath, storeKind } from '../store/in
 import { createErrorSpikeAlert, createJsonLinesSink, createLoggerSink, type ClosableSink, type ErrorSpikeAlert } from '../telemetry/analytics.js';
 import { createMetrics, type GuardMetrics } from '../telemetry/metrics.js';
 import { attachWebhooks, createWebhookNotifier } from '../telemetry/webhook.js';
+import type { OutboundPolicy } from '../util/outbound.js';
 
 export interface StackOptions {
   guard: Omit<GuardOptions, 'analytics' | 'logger'>;
@@ -27,6 +28,11 @@ export interface StackOptions {
   /** Serve /metrics. */
   metrics: boolean;
   webhookSecret?: string;
+  /** Webhook targets allowed beyond public addresses (loopback for local development). @default {} */
+  webhookTargets?: OutboundPolicy;
+  /** Host names and web origins the service accepts (see AppOptions). */
+  allowedHosts?: string[];
+  allowedOrigins?: string[];
   analyticsFile?: string;
   errorSpike: { threshold: number; windowMs: number };
   logger: PinoLogger;
@@ -76,7 +82,15 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     onAlert: (s) => o.logger.error({ alert: 'error_spike', ...s }, `error spike: ${s.count} errors in ${Math.round(s.windowMs / 1000)} s (threshold ${s.threshold})`),
     onRecover: (r) => o.logger.warn({ alert: 'error_spike_recovered', ...r }, 'error spike over'),
   });
-  const notifier = createWebhookNotifier({ ...(o.webhookSecret ? { secret: o.webhookSecret } : {}), logger: o.logger.child({ component: 'webhook' }) });
+  const notifier = createWebhookNotifier({
+    ...(o.webhookSecret ? { secret: o.webhookSecret } : {}),
+    outbound: { ...o.webhookTargets },
+    logger: o.logger.child({ component: 'webhook' }),
+  });
+  if (notifier.secretGenerated) {
+    // Shown once, on the terminal only (not in the log): webhooks are always signed.
+    process.stderr.write(`webhook signing secret (generated, shown once; set --webhook-secret to choose one): ${notifier.secret}\n`);
+  }
 
   const shutdown = async () => {
     const steps: Array<[string, () => unknown]> = [
@@ -143,8 +157,13 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
       comfyUploads: uploads,
       comfyMeta: store,
       ...(o.comfyPort !== undefined ? { comfyPort: o.comfyPort } : {}),
+      // The service's 5xx are logged with their request id, under the same logger as the rest.
+      logger: o.logger.child({ component: 'http' }),
       ...(o.apiKey ? { apiKey: o.apiKey } : {}),
       ...(metrics ? { metrics } : {}),
+      ...(o.webhookTargets ? { webhookTargets: o.webhookTargets } : {}),
+      ...(o.allowedHosts ? { allowedHosts: o.allowedHosts } : {}),
+      ...(o.allowedOrigins ? { allowedOrigins: o.allowedOrigins } : {}),
     };
     try {
       service = await startService({ ...serviceOptions, port: o.port });

@@ -83,6 +83,8 @@ async function demo(flags: DemoFlags): Promise<void> {
       port: cfg.port,
       ...(cfg.apiKey ? { apiKey: cfg.apiKey } : {}),
       metrics: true,
+      // The demo runs on one machine: a newcomer's webhook receiver is on loopback too.
+      webhookTargets: { allowLoopback: true },
       errorSpike: { threshold: 10, windowMs: 60_000 },
       logger,
       logAnalytics: false,

@@ -9,6 +9,7 @@ import { createCliLogger } from '../logger.js';
 import { redactStore, startStack, type RunningStack } from '../stack.js';
 import { describeTally, SessionTally } from '../tally.js';
 import { withUsage } from '../usage.js';
+import { redactUrl } from '../../util/outbound.js';
 
 const KEYS: readonly SettingKey[] = SETTINGS.map((s) => s.key);
 
@@ -78,6 +79,9 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
       ...(cfg.apiKey ? { apiKey: cfg.apiKey } : {}),
       metrics: cfg.metrics,
       ...(cfg.webhookSecret ? { webhookSecret: cfg.webhookSecret } : {}),
+      webhookTargets: { allowLoopback: cfg.webhookAllow.includes('loopback'), allowPrivate: cfg.webhookAllow.includes('private') },
+      allowedHosts: cfg.allowedHosts,
+      allowedOrigins: cfg.allowedOrigins,
       ...(cfg.analyticsFile ? { analyticsFile: cfg.analyticsFile } : {}),
       errorSpike: { threshold: cfg.errorSpikeThreshold, windowMs: cfg.errorSpikeWindowMs },
       logger,
@@ -89,7 +93,7 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
   }
   const stopping = untilSignal(logger);
   const tally = new SessionTally(stack.guard);
-  logger.info({ url: stack.url, servers: guardOptions.servers, store: redactStore(cfg.store), queue: cfg.queue === 'memory' ? 'memory' : 'bullmq' }, 'comfyguard is serving');
+  logger.info({ url: stack.url, servers: guardOptions.servers.map(redactUrl), store: redactStore(cfg.store), queue: cfg.queue === 'memory' ? 'memory' : 'bullmq' }, 'comfyguard is serving');
   process.stdout.write(
     `comfyguard listening on ${stack.url}\n  dashboard  ${stack.url}/\n  API docs   ${stack.url}/docs\n  ComfyUI    ${stack.service.comfyUrl ?? `${stack.url}/comfy`}\n${cfg.metrics ? `  metrics    ${stack.url}/metrics\n` : ''}`,
   );
