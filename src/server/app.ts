@@ -3,7 +3,7 @@
  * docs, the ComfyUI-compatible endpoint and the dashboard, all over the public `Guard` API.
  * `buildApp` does no I/O of its own; `startService` (index.ts) listens.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { Guard } from '../jobs/guard-api.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { OutboundPolicy } from '../util/outbound.js';
-import { ApiError, installErrorHandlers } from './api-error.js';
+import { ApiError, errorBody, installErrorHandlers, toApiError } from './api-error.js';
 import { installAuth } from './auth.js';
 import { DEFAULT_MAX_BODY_DEPTH, DEFAULT_MAX_WORKFLOW_NODES, parseJsonBody } from './body-limits.js';
 import { installBrowserSafety, type BrowserSafetyOptions } from './browser-safety.js';
@@ -183,6 +183,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     bodyLimit,
     serverFactory: boundedServer(ctx.limits),
     clientErrorHandler,
+    // Errors the router raises before any handler (bad percent-encoding), in the one shape too.
+    frameworkErrors: (err, req, reply) => {
+      const e = toApiError(err);
+      void (reply as FastifyReply).code(e.status).type('application/json; charset=utf-8').send(errorBody(e, req.id));
+    },
     // Ids and file names up to their schema limits reach validation (Fastify's default cuts at 100).
     routerOptions: { maxParamLength: 2_048 },
     // Our own ids: a client's X-Request-Id is not trusted into the logs.

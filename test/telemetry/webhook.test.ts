@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import type { lookup } from 'node:dns';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -251,7 +252,7 @@ describe('webhook targets (SSRF), with loopback stand-ins only', () => {
     const port = new URL(rx.url).port;
     // A resolver standing in for DNS: the name looks public, the answer is loopback (rebinding).
     const resolve = ((_host: string, _o: unknown, cb: (e: null, a: Array<{ address: string; family: number }>) => void) =>
-      cb(null, [{ address: '127.0.0.1', family: 4 }])) as unknown as typeof import('node:dns').lookup;
+      cb(null, [{ address: '127.0.0.1', family: 4 }])) as unknown as typeof lookup;
     const strict = createOutboundFetch({}, { resolve });
     open.push(strict);
     const refused = await deliver(`http://hooks.example.test:${port}/`, { fetch: strict, retry: { ...fastRetry, attempts: 3 } });
