@@ -54,6 +54,7 @@ const TABLE = {
   URI_TOO_LONG: info('api', 'limit', 414, 'The URL is too long.'),
   UNSUPPORTED_MEDIA_TYPE: info('api', 'client', 415, 'Send the body as application/json.', { expose: true }),
   HEADERS_TOO_LARGE: info('api', 'limit', 431, 'The request headers are too large.'),
+  NOT_IMPLEMENTED: info('api', 'unavailable', 501, 'This guard does not offer that operation.', { expose: true }),
   SERVICE_UNAVAILABLE: info('api', 'unavailable', 503, 'comfyguard is shutting down or not ready; try again shortly.'),
   UPSTREAM_ERROR: info('api', 'upstream', 502, 'The ComfyUI server failed to answer.', { expose: true }),
   UPSTREAM_TIMEOUT: info('api', 'upstream', 504, 'The ComfyUI server did not answer in time.'),

@@ -210,6 +210,7 @@ export const ListJobsQuerySchema = z.looseObject({
 export const JobListSchema = z.object({
   jobs: z.array(JobViewSchema),
   nextCursor: z.string().nullable(),
+  corrupt: z.array(z.object({ id: z.string(), error: z.string() })).describe('Stored jobs on this page that cannot be read back; remove each with DELETE /api/jobs/:id'),
 });
 
 export const RetryBodySchema = z

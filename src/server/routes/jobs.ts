@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { ApiWorkflow } from '../../comfy/types.js';
 import type { JobOptions, JobStatus } from '../../jobs/types.js';
+import { safeDetail } from '../../errors/scrub.js';
 import { ApiError } from '../api-error.js';
 import type { ServiceContext, ZodApp } from '../context.js';
 import { checkWorkflowSize } from '../body-limits.js';
@@ -43,6 +44,22 @@ function checkWebhookUrl(url: string, policy: OutboundPolicy): void {
     throw new ApiError(400, 'VALIDATION_ERROR', `options.webhookUrl: ${err.message}`, { field: 'options.webhookUrl', cause: err });
   }
 }
+
+/** The guard's handling of damaged rows (listCorrupt, deleteJob), when it offers it. */
+interface CorruptRecords {
+  listCorrupt(): Promise<Array<{ id: string; error: string }>>;
+  deleteJob(id: string): Promise<boolean>;
+}
+
+function corruptRecords(guard: unknown): CorruptRecords {
+  const g = guard as Partial<CorruptRecords>;
+  if (typeof g.listCorrupt !== 'function' || typeof g.deleteJob !== 'function') {
+    throw new ApiError(501, 'NOT_IMPLEMENTED', 'this guard cannot list or remove stored jobs');
+  }
+  return { listCorrupt: () => g.listCorrupt!(), deleteJob: (id) => g.deleteJob!(id) };
+}
+
+const CorruptListSchema = z.object({ corrupt: z.array(z.object({ id: z.string(), error: z.string() })) });
 
 const ForceQuerySchema = z.looseObject({ force: z.enum(['true', 'false']).optional().describe('Same as the body\'s `force`') });
 
@@ -103,7 +120,12 @@ export function registerJobRoutes(app: ZodApp, ctx: ServiceContext): void {
         ...(limit !== undefined ? { limit } : {}),
         ...(cursor !== undefined ? { cursor } : {}),
       });
-      return { jobs: page.jobs.map((j) => toJobView(j, { withWorkflow: include === 'workflow' })), nextCursor: page.nextCursor };
+      return {
+        jobs: page.jobs.map((j) => toJobView(j, { withWorkflow: include === 'workflow' })),
+        nextCursor: page.nextCursor,
+        // Unreadable rows are listed, never dropped in silence: each can be removed with DELETE /api/jobs/:id.
+        corrupt: (page.corrupt ?? []).map((c) => ({ id: c.id, error: safeDetail(c.error, 200) || 'the stored record cannot be read' })),
+      };
     },
   );
 
@@ -121,6 +143,39 @@ export function registerJobRoutes(app: ZodApp, ctx: ServiceContext): void {
       const { olderThanHours } = req.query;
       const deleted = await guard.cleanup(olderThanHours);
       return { deleted, olderThanHours };
+    },
+  );
+
+  app.get(
+    '/api/jobs/corrupt',
+    {
+      schema: {
+        summary: 'Stored jobs that cannot be read back (damaged rows), with their ids',
+        description: 'Each can be removed with DELETE /api/jobs/:id. 501 when the guard cannot list them.',
+        tags: ['jobs'],
+        response: { 200: CorruptListSchema, ...errorResponses(401, 501) },
+      },
+    },
+    async () => {
+      const records = corruptRecords(guard);
+      return { corrupt: (await records.listCorrupt()).map((c) => ({ id: c.id, error: safeDetail(c.error, 200) || 'the stored record cannot be read' })) };
+    },
+  );
+
+  app.delete(
+    '/api/jobs/:id',
+    {
+      schema: {
+        summary: 'Remove one stored job, readable or damaged (a running job is cancelled first by its owner; this only deletes the record)',
+        tags: ['jobs'],
+        params: JobIdParamsSchema,
+        response: { 200: z.object({ deleted: z.boolean() }), ...errorResponses(401, 404, 501) },
+      },
+    },
+    async (req) => {
+      const deleted = await corruptRecords(guard).deleteJob(req.params.id);
+      if (!deleted) throw new ApiError(404, 'NOT_FOUND', `no job with id ${req.params.id}`, { field: 'id' });
+      return { deleted };
     },
   );
 
