@@ -64,8 +64,28 @@ const node = fc.record(
   { requiredKeys: [] },
 );
 
-/** An API-format workflow, mostly well-formed, sometimes not a workflow at all. */
+/**
+ * A workflow the guard accepts and runs: a real image graph under arbitrary node ids, sometimes
+ * with a node type no server has (the spellings that once looped recovery: "My Node", "Image Save").
+ */
+const runnableWorkflow: fc.Arbitrary<unknown> = fc
+  .record({
+    a: fc.oneof(fc.constant('1'), weirdString.filter((s) => s !== '')),
+    b: fc.oneof(fc.constant('2'), weirdString.filter((s) => s !== '')),
+    extra: fc.option(fc.record({ id: weirdString.filter((s) => s !== ''), type: fc.constantFrom('My Node', 'Image Save', 'a\nb', 'KSampler') }), { nil: null }),
+    size: fc.integer({ min: 1, max: 128 }),
+    prefix: weirdString,
+  })
+  .filter(({ a, b, extra }) => a !== b && (!extra || (extra.id !== a && extra.id !== b)))
+  .map(({ a, b, extra, size, prefix }) => ({
+    [a]: { class_type: 'EmptyImage', inputs: { width: size, height: size, batch_size: 1, color: 0 } },
+    [b]: { class_type: 'SaveImage', inputs: { images: [a, 0], filename_prefix: prefix } },
+    ...(extra ? { [extra.id]: { class_type: extra.type, inputs: { image: [a, 0] } } } : {}),
+  }));
+
+/** An API-format workflow: runnable, well-formed but odd, or not a workflow at all. */
 export const workflowArb: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 4, arbitrary: runnableWorkflow },
   { weight: 6, arbitrary: fc.dictionary(weirdString, node, { minKeys: 0, maxKeys: 6 }) },
   { weight: 1, arbitrary: json },
   { weight: 1, arbitrary: fc.record({ nodes: fc.array(json, { maxLength: 2 }), links: fc.array(json, { maxLength: 2 }) }) },
