@@ -127,11 +127,20 @@ const jobParams = fc.oneof(
   json,
 );
 
-const submitBody = fc.record({ workflow: workflowArb, params: jobParams, options: jobOptions, extra: anyValue }, { requiredKeys: ['workflow'] });
+/** A submission the guard accepts, so jobs really run (with odd ids, unknown node types, priorities, retries). */
+const acceptedSubmit = fc.record(
+  { workflow: runnableWorkflow, options: fc.record({ maxRetries: fc.integer({ min: 0, max: 3 }), priority: fc.integer({ min: -5, max: 5 }), idempotencyKey: fc.string({ minLength: 1, maxLength: 8 }) }, { requiredKeys: [] }) },
+  { requiredKeys: ['workflow'] },
+);
+
+const submitBody = fc.oneof(
+  { weight: 2, arbitrary: acceptedSubmit },
+  { weight: 3, arbitrary: fc.record({ workflow: workflowArb, params: jobParams, options: jobOptions, extra: anyValue }, { requiredKeys: ['workflow'] }) },
+);
 
 const promptBody = fc.record(
   {
-    prompt: workflowArb,
+    prompt: fc.oneof(runnableWorkflow, workflowArb),
     client_id: fc.oneof(weirdString, json),
     prompt_id: fc.oneof(weirdString, fc.integer(), json),
     extra_data: fc.oneof(fc.dictionary(weirdString, json, { maxKeys: 3 }), json),
