@@ -60,6 +60,8 @@ export interface RunningStack {
   url: string;
   /** The port asked for was taken and `fallbackPort` moved to this URL's free port. */
   movedFromPort: number | null;
+  /** The webhook signing key when none was configured and one was generated (show it once), else null. */
+  generatedWebhookSecret: string | null;
   /** Graceful shutdown: service, guard (drains), webhooks, sinks. Idempotent. */
   close(): Promise<void>;
 }
@@ -87,10 +89,6 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     outbound: { ...o.webhookTargets },
     logger: o.logger.child({ component: 'webhook' }),
   });
-  if (notifier.secretGenerated) {
-    // Shown once, on the terminal only (not in the log): webhooks are always signed.
-    process.stderr.write(`webhook signing secret (generated, shown once; set --webhook-secret to choose one): ${notifier.secret}\n`);
-  }
 
   const shutdown = async () => {
     const steps: Array<[string, () => unknown]> = [
@@ -175,7 +173,14 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     }
     let closing: Promise<void> | null = null;
     const moved = new URL(service.url).port !== String(o.port) && o.port !== 0 ? o.port : null;
-    return { guard: g, service, url: service.url, movedFromPort: moved, close: () => (closing ??= shutdown()) };
+    return {
+      guard: g,
+      service,
+      url: service.url,
+      movedFromPort: moved,
+      generatedWebhookSecret: notifier.secretGenerated ? notifier.secret : null,
+      close: () => (closing ??= shutdown()),
+    };
   } catch (err) {
     await shutdown();
     throw err;

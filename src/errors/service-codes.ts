@@ -96,6 +96,8 @@ const TABLE = {
   CONFIG_ERROR: info('config', 'config', 500, 'A setting is not valid: {source}.'),
   SERVICE_CONFIG_ERROR: info('config', 'config', 500, 'The HTTP service cannot start with these settings.'),
   SIM_CONFIG_ERROR: info('config', 'config', 500, 'The simulator cannot start with these settings.'),
+  PORT_IN_USE: info('config', 'config', 500, 'The port is taken.'),
+  STACK_START_ERROR: info('config', 'config', 500, 'comfyguard could not start: {message}'),
   INVALID_RECOVERY_POLICY: info('config', 'config', 500, 'The recovery policy is not valid.'),
   COMFYGUARD_INVALID_CLASSIFIER_RULES: info('config', 'config', 500, 'The classifier rules are not valid.'),
   ERR_COMFYGUARD_INVALID_POLICY: info('config', 'config', 500, 'A resilience policy is not valid.'),

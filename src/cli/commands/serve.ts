@@ -97,6 +97,8 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
   process.stdout.write(
     `comfyguard listening on ${stack.url}\n  dashboard  ${stack.url}/\n  API docs   ${stack.url}/docs\n  ComfyUI    ${stack.service.comfyUrl ?? `${stack.url}/comfy`}\n${cfg.metrics ? `  metrics    ${stack.url}/metrics\n` : ''}`,
   );
+  // Webhooks are always signed; a generated key is shown here once, on the terminal, never in the log.
+  if (stack.generatedWebhookSecret) process.stdout.write(`  webhook signing key (generated, shown once; --webhook-secret sets one): ${stack.generatedWebhookSecret}\n`);
   const sig = await stopping;
   logger.info({ signal: sig }, 'shutting down: draining jobs');
   await stack.close();
