@@ -320,6 +320,9 @@ export function parkedDispatcher(): Dispatcher {
     kind: 'in-process',
     start: async () => undefined,
     enqueue: async (id) => void waiting.add(id),
+    enqueueMany: async (items) => {
+      for (const { id } of items) waiting.add(id);
+    },
     remove: async (id) => waiting.delete(id),
     counts: async () => ({ waiting: waiting.size, active: 0 }),
     onIdle: async () => undefined,

@@ -6,8 +6,6 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppOptions } from './app.js';
 import { isLoopbackHost, MIN_API_KEY_LENGTH } from './auth.js';
 import { listenComfyRoot, type RootMount } from './comfy/root-mount.js';
-import type { MetaStore } from './comfy/registry.js';
-import type { UploadStore } from './comfy/uploads.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, type AppOptions } from './app.js';
 export { isLoopbackHost, MIN_API_KEY_LENGTH } from './auth.js';
