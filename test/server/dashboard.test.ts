@@ -378,7 +378,7 @@ describe('the dashboard with an API key and held jobs', () => {
     await page.locator('#live.on').waitFor();
     expect(await page.evaluate("sessionStorage.getItem('comfyguard.apiKey')")).toBe('dash-key-0123456789');
 
-    const auth = { authorization: 'Bearer dash-key' };
+    const auth = { authorization: 'Bearer dash-key-0123456789' };
     // A job that waits in the paused pool, cancelled from its page.
     rig.guard.pause();
     const first = ((await (await postJson(`${rig.url}/api/jobs`, { workflow: tinyWorkflow('held') }, auth)).json()) as { id: string }).id;
