@@ -78,6 +78,10 @@ fi
 mkdir -p "$tree"
 rsync -a --delete --exclude=/.git --exclude=/.cache --filter=':- .gitignore' "$root"/ "$tree"/
 rm -rf "$tree/dist"
+# Tests that compare vendored files with ../shared (when a checkout has it) must see the same one.
+if [ -d "$root/../shared" ] && { [ -L "$cache/shared" ] || [ ! -e "$cache/shared" ]; }; then
+  ln -sfn "$(cd "$root/../shared" && pwd)" "$cache/shared"
+fi
 
 # From here on this Node is the `node` of everything: npm (its shebang is `env node`), node-gyp,
 # vitest and the child processes the tests spawn (process.execPath).
