@@ -4,49 +4,16 @@
  * garbage and never throws.
  */
 import { systemClock, type Clock } from '../util/clock.js';
-import { ERROR_REGISTRY, isErrorCode, type ErrorCategory, type ErrorCode } from './codes.js';
+import type { Classification } from './classification.js';
+import { ERROR_REGISTRY, isErrorCode, type ErrorCode } from './codes.js';
 import { CODES_WITH_EXCEPTION_DETAIL, exceptionTypeOf, missingModelsOf, missingNodeTypesOf, nodeOf, retryAfterOf } from './details.js';
-import { observe, type EvidenceKind, type Facts, type ValidationNodeError } from './evidence.js';
+import { observe, type Facts } from './evidence.js';
 import { ComfyGuardError, isComfyGuardError } from './guard-error.js';
 import { render } from './render.js';
 import { builtinRules, ClassifierRules } from './rules.js';
 import { safeErrorMessage, safeErrorName, strProp } from './text.js';
 
-/** One node error of a `POST /prompt` validation failure. */
-export type ClassifiedNodeError = ValidationNodeError;
-
-/** The verdict on one failure: data for decisions, words (already rendered and scrubbed) for people. */
-export interface Classification {
-  code: ErrorCode;
-  category: ErrorCategory;
-  retryable: boolean;
-  /** User-safe: no stack traces, paths, hosts, IPs or tokens. */
-  message: string;
-  /** What to do next, user-safe. */
-  hint: string;
-  nodeId?: string;
-  nodeType?: string;
-  exceptionType?: string;
-  /** From Retry-After (seconds or HTTP date) or a "retry after N" phrase. */
-  retryAfterMs?: number;
-  /** For validation: every bad node and input. */
-  nodeErrors?: ClassifiedNodeError[];
-  /** For MODEL_MISSING: the missing model name(s) and folder when known. */
-  missingModels?: Array<{ name: string; folder?: string; nodeId?: string; input?: string }>;
-  /** For MISSING_NODE: the missing class types. */
-  missingNodeTypes?: string[];
-  /**
-   * How sure the verdict is. `high`: a structured signal or a rule whose evidence is specific to the
-   * code. `low`: nothing specific matched (the fallback), or the deciding rule is one whose signal is
-   * shared with other causes (rules marked `confidence: 'low'`). Recovery gives a low-confidence
-   * permanent verdict one retry instead of failing at once (src/recovery/decide.ts).
-   */
-  confidence: 'high' | 'low';
-  /** Id of the matching rule (for debugging and tuning). */
-  rule: string;
-  /** The kind of evidence classified (`none` for garbage). */
-  evidenceKind: EvidenceKind | 'none';
-}
+export type { ClassifiedNodeError, Classification } from './classification.js';
 
 export interface ClassifyOptions {
   /** A table from `compileRules` (compile configuration once, up front; anything else is ignored). @default the built-in rules */

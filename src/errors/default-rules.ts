@@ -38,7 +38,7 @@
  *   F. Fallbacks by evidence kind: a thrown JavaScript value is a bug of ours (INTERNAL_ERROR), a
  *      transport error is a connection error, anything else is a generation error (retry once).
  */
-import type { RuleSpec } from './rules.js';
+import type { RuleSpec } from './rule-spec.js';
 
 const rx = (r: RegExp): string => r.source;
 

@@ -2,8 +2,8 @@
  * ComfyGuardError: the one error comfyguard reports. It carries a stable code, its category and
  * retryability, a user-safe message and hint, where it happened, the raw evidence and the cause.
  */
+import type { Classification } from './classification.js';
 import { ERROR_REGISTRY, isErrorCode, type ErrorCategory, type ErrorCode } from './codes.js';
-import type { Classification } from './classify.js';
 import { safeServerName, scrubText } from './scrub.js';
 
 const kComfyGuardError = Symbol.for('comfyguard.ComfyGuardError');

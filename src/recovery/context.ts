@@ -6,7 +6,7 @@ import type { ApiWorkflow } from '../comfy/types.js';
 import { referencedModels } from '../comfy/workflow.js';
 import type { ErrorCode } from '../errors/codes.js';
 import type { AttemptRecord, RecoveryStep, StrategyName } from '../jobs/types.js';
-import type { DecisionInput, PoolServer } from './policy.js';
+import type { DecisionInput, PoolServer } from './types.js';
 
 export interface DecisionContext {
   input: DecisionInput;

@@ -8,7 +8,7 @@ import type { StrategyName } from '../jobs/types.js';
 import { buildContext, retriesUsed, serverHasModel, timesUsed, type DecisionContext } from './context.js';
 import { outputChanges } from './degraded.js';
 import { DEFAULT_OOM_RETRIES, planOom } from './oom-plan.js';
-import type { DecisionInput, RecoveryDecision } from './policy.js';
+import type { DecisionInput, RecoveryDecision } from './types.js';
 import { describeChanges, plan } from './strategies.js';
 
 /**

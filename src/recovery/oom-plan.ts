@@ -13,23 +13,12 @@ import type { StrategyName } from '../jobs/types.js';
 import { serverCanLoad, serversFailedWith, type DecisionContext } from './context.js';
 import { diffWorkflows, outputChanges } from './degraded.js';
 import { sortedNodes, isLatentNode } from './graph.js';
-import { createMemoryModel, type MemoryModel, type MemoryPrediction, type ServerMemory } from './memory-model.js';
+import { createMemoryModel, type MemoryPrediction, type ServerMemory } from './memory-model.js';
 import { reduceBatch, reduceResolution, useTiledVae, type PatchResult } from './patcher.js';
-import type { PoolServer, RecoveryDecision } from './policy.js';
+import type { OomMemoryInput, PoolServer, RecoveryDecision } from './types.js';
 import { describeChanges } from './strategies.js';
 
-/** What the engine passes so an OOM can be planned with the memory model. */
-export interface OomMemoryInput {
-  /** The model (after `observeOom` for the failure being decided). */
-  model: Pick<MemoryModel, 'predict'>;
-  /** The OOM's exception text (torch's or the CPU allocator's message), when known. */
-  oomText?: string;
-  /**
-   * Bytes other workflows' models held on the failed server when the attempt started (vram_total
-   * minus vram_free before submit, minus what an idle server holds); 0 or absent when none.
-   */
-  residentBytes?: number;
-}
+export type { OomMemoryInput } from './types.js';
 
 /** A model that has learned nothing: the workflow's shape alone. */
 const SHAPE_ONLY = createMemoryModel();

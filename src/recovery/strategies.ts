@@ -8,7 +8,7 @@ import { serverCanLoad, serverHasModel, serversFailedWith, timesUsed, type Decis
 import { outputNodeIds } from './graph.js';
 import { applyParams, isUnetFolder, reduceBatch, reduceResolution, reduceSteps, switchModel, useTiledVae, type PatchResult } from './patcher.js';
 import { isPatchError } from './patch-error.js';
-import type { PoolServer, RecoveryDecision, ServerConstraint } from './policy.js';
+import type { PoolServer, RecoveryDecision, ServerConstraint } from './types.js';
 
 /** The attempt part of a decision, before the walker adds the strategy name. */
 export type Plan = Omit<Extract<RecoveryDecision, { action: 'attempt' }>, 'action' | 'strategy'>;
