@@ -139,7 +139,7 @@ export class UploadStore {
 /** `/upload/mask` on the target server, which composes the mask into the original as ComfyUI does. */
 async function postMask(baseUrl: string, f: UploadedFile, signal: AbortSignal): Promise<void> {
   const form = new FormData();
-  form.set('image', new Blob([f.data], { type: f.contentType }), f.filename);
+  form.set('image', new Blob([Uint8Array.from(f.data)], { type: f.contentType }), f.filename);
   form.set('type', f.type);
   form.set('subfolder', f.subfolder);
   form.set('overwrite', 'true');
