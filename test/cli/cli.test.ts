@@ -191,13 +191,13 @@ describe('comfyguard run', () => {
     const wf = await workflowFile('run-oom.json', { width: 1024, height: 1024, batch: 8, steps: 10 });
     const r = await runCli(['run', wf, '--server', s.url, '--max-retries', '12'], { cwd: dir });
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^recovery \(\d+ steps\):$/m);
-    // Each step: which attempt failed with what, what changed, and what the next attempt did.
-    expect(r.stdout).toMatch(/1\. attempt 1 on \S+ failed with COMFYUI_OOM .*; free_memory -> attempt 2 failed again with COMFYUI_OOM/);
-    expect(r.stdout).toMatch(/tiled_vae: node 8 VAEDecode\.class_type "?VAEDecode"? -> "?VAEDecodeTiled"?.* -> attempt \d+ (completed|failed again with COMFYUI_OOM)/);
-    expect(r.stdout).toMatch(/reduce_batch: node 5 EmptyLatentImage\.batch_size 8 -> 4 -> attempt \d+ (completed|failed again with COMFYUI_OOM)/);
+    expect(r.stdout).toMatch(/^recovery \(1 step\):$/m);
+    // One planned step: which attempt failed with what, every change it combined, and how the next attempt did.
+    expect(r.stdout).toMatch(/1\. attempt 1 on \S+ failed with COMFYUI_OOM .*; reduce_batch: .*node 5 EmptyLatentImage\.batch_size 8 -> \d.*VAEDecodeTiled.* -> attempt 2 completed/);
     expect(r.stdout).not.toMatch(/ x\b|did not help/);
-    expect(r.stdout).toMatch(/completed in [\d.]+ s after \d+ attempts/);
+    // Never a silent change: the result's difference from the request is a warning line.
+    expect(r.stdout).toMatch(/^warning: the result differs from the request: node 5 batch_size 8 -> \d/m);
+    expect(r.stdout).toMatch(/completed in [\d.]+ s after 2 attempts/);
   });
 
   it('exits 1 with the message and the hint on a permanent error, without retrying', async () => {
@@ -367,7 +367,8 @@ describe('comfyguard demo', () => {
     // Attempts: "attempt N" is the N-th submission; every step says what failed and what is tried.
     for (const m of r.stdout.matchAll(/^ {2}#\d+ \S+: attempt (\d+) on \S+ failed with (\w+) -> (\w+)/gm)) expect(Number(m[1])).toBeGreaterThanOrEqual(1);
     expect(r.stdout).not.toMatch(/\[recovery: .* x/);
-    expect(r.stdout).toMatch(/^ {2}#6 bad-sampler: failed in [\d.]+ s on \S+ after 1 attempt: COMFYUI_INVALID_PARAMETERS: .*"euler_typo" is not allowed/m);
+    // A random 503 fault may cost the bad sampler one transient retry before its permanent verdict.
+    expect(r.stdout).toMatch(/^ {2}#6 bad-sampler: failed in [\d.]+ s on \S+ after [12] attempts?: COMFYUI_INVALID_PARAMETERS: .*"euler_typo" is not allowed/m);
     // The missing checkpoint's step names what it did.
     expect(r.stdout).toMatch(/#4 sd15-missing-model: no server can run it as is \(COMFYUI_MODEL_MISSING\) -> switch_model/);
     expect(r.stdout).toMatch(/^summary: 6 jobs finished: \d+ completed/m);
