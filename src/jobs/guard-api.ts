@@ -88,6 +88,10 @@ export interface Guard {
   /** Health of every server (cached health checks). */
   servers(): Promise<ServerHealthView[]>;
   degradation(): DegradationLevel;
+  /** Stored jobs that cannot be read (damaged rows), with their ids; they are left out of stats and listed until deleted. */
+  listCorrupt(): Promise<Array<{ id: string; error: string }>>;
+  /** Removes one stored job (a damaged row, typically); true when it existed. A running job is cancelled first. */
+  deleteJob(id: string): Promise<boolean>;
   /** Deletes terminal jobs older than `hours`. */
   cleanup(olderThanHours: number): Promise<number>;
   /** Subscribes to the whole event stream (every job's events and the pool's); returns an unsubscribe function. */

@@ -347,6 +347,18 @@ class GuardImpl implements Guard {
     return this.#pool.degradation().level;
   }
 
+  listCorrupt(): Promise<Array<{ id: string; error: string }>> {
+    return this.#store.listCorrupt();
+  }
+
+  async deleteJob(id: string): Promise<boolean> {
+    // A readable job that is still running is cancelled first, so nothing keeps running for a deleted job.
+    const job = await this.#store.getJob(id).catch(() => null);
+    if (job && !isTerminal(job.status)) await this.cancel(id).catch(() => undefined);
+    await this.#dispatcher.remove(id).catch(() => false);
+    return this.#store.deleteJob(id);
+  }
+
   cleanup(olderThanHours: number): Promise<number> {
     if (!(olderThanHours >= 0)) throw new GuardError('INVALID_JOB', '`olderThanHours` must be a number >= 0', { field: 'olderThanHours' });
     return this.#store.deleteTerminalBefore(this.#o.clock.now() - olderThanHours * 3_600_000);

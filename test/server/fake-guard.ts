@@ -130,6 +130,13 @@ export class FakeGuard implements Guard {
     return this.advance(id, 'cancelled');
   }
 
+  listCorrupt(): Promise<Array<{ id: string; error: string }>> {
+    return this.store.listCorrupt();
+  }
+  deleteJob(id: string): Promise<boolean> {
+    return this.store.deleteJob(id);
+  }
+
   paused = false;
   pause(): void {
     this.paused = true;

@@ -45,20 +45,6 @@ function checkWebhookUrl(url: string, policy: OutboundPolicy): void {
   }
 }
 
-/** The guard's handling of damaged rows (listCorrupt, deleteJob), when it offers it. */
-interface CorruptRecords {
-  listCorrupt(): Promise<Array<{ id: string; error: string }>>;
-  deleteJob(id: string): Promise<boolean>;
-}
-
-function corruptRecords(guard: unknown): CorruptRecords {
-  const g = guard as Partial<CorruptRecords>;
-  if (typeof g.listCorrupt !== 'function' || typeof g.deleteJob !== 'function') {
-    throw new ApiError(501, 'NOT_IMPLEMENTED', 'this guard cannot list or remove stored jobs');
-  }
-  return { listCorrupt: () => g.listCorrupt!(), deleteJob: (id) => g.deleteJob!(id) };
-}
-
 const CorruptListSchema = z.object({ corrupt: z.array(z.object({ id: z.string(), error: z.string() })) });
 
 const ForceQuerySchema = z.looseObject({ force: z.enum(['true', 'false']).optional().describe('Same as the body\'s `force`') });
@@ -151,14 +137,13 @@ export function registerJobRoutes(app: ZodApp, ctx: ServiceContext): void {
     {
       schema: {
         summary: 'Stored jobs that cannot be read back (damaged rows), with their ids',
-        description: 'Each can be removed with DELETE /api/jobs/:id. 501 when the guard cannot list them.',
+        description: 'Each can be removed with DELETE /api/jobs/:id.',
         tags: ['jobs'],
-        response: { 200: CorruptListSchema, ...errorResponses(401, 501) },
+        response: { 200: CorruptListSchema, ...errorResponses(401) },
       },
     },
     async () => {
-      const records = corruptRecords(guard);
-      return { corrupt: (await records.listCorrupt()).map((c) => ({ id: c.id, error: safeDetail(c.error, 200) || 'the stored record cannot be read' })) };
+      return { corrupt: (await guard.listCorrupt()).map((c) => ({ id: c.id, error: safeDetail(c.error, 200) || 'the stored record cannot be read' })) };
     },
   );
 
@@ -166,14 +151,14 @@ export function registerJobRoutes(app: ZodApp, ctx: ServiceContext): void {
     '/api/jobs/:id',
     {
       schema: {
-        summary: 'Remove one stored job, readable or damaged (a running job is cancelled first by its owner; this only deletes the record)',
+        summary: 'Remove one stored job, readable or damaged (a running job is cancelled first)',
         tags: ['jobs'],
         params: JobIdParamsSchema,
-        response: { 200: z.object({ deleted: z.boolean() }), ...errorResponses(401, 404, 501) },
+        response: { 200: z.object({ deleted: z.boolean() }), ...errorResponses(401, 404) },
       },
     },
     async (req) => {
-      const deleted = await corruptRecords(guard).deleteJob(req.params.id);
+      const deleted = await guard.deleteJob(req.params.id);
       if (!deleted) throw new ApiError(404, 'NOT_FOUND', `no job with id ${req.params.id}`, { field: 'id' });
       return { deleted };
     },
