@@ -26,3 +26,14 @@ export {
   type WebhookResult,
   type WebhookRetryOptions,
 } from './webhook.js';
+export {
+  categoryOf,
+  createErrorAnalytics,
+  isCriticalCode,
+  SEED_RECOVERY_TARGETS,
+  SEVERITIES,
+  type ErrorAnalytics,
+  type ErrorAnalyticsOptions,
+  type ErrorAnalyticsSnapshot,
+  type Severity,
+} from './error-analytics.js';
