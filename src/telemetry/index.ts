@@ -37,3 +37,18 @@ export {
   type ErrorAnalyticsSnapshot,
   type Severity,
 } from './error-analytics.js';
+export {
+  ALERT_KINDS,
+  alertLine,
+  createAlertManager,
+  createSlackAlertSink,
+  createWebhookAlertSink,
+  plainAlertPost,
+  slackPayload,
+  type Alert,
+  type AlertKind,
+  type AlertManager,
+  type AlertManagerOptions,
+  type AlertPost,
+  type AlertSink,
+} from './alerts.js';
