@@ -52,3 +52,4 @@ export {
   type AlertPost,
   type AlertSink,
 } from './alerts.js';
+export { dashboardSeries, grafanaDashboard } from './grafana.js';
