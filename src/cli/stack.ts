@@ -36,6 +36,8 @@ export interface StackOptions {
   allowedOrigins?: string[];
   analyticsFile?: string;
   errorSpike: { threshold: number; windowMs: number };
+  /** Error analytics in /api/stats (RECOVERY_STATISTICS_ENABLED). @default true */
+  errorAnalytics?: boolean;
   /** Where alerts go besides the log, and their limits. @default log only */
   alerts?: StackAlertOptions;
   logger: PinoLogger;
@@ -189,6 +191,7 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     const serviceOptions = {
       guard: g,
       host: o.host,
+      ...(o.errorAnalytics === false ? { errorAnalytics: false } : {}),
       comfyUploads: uploads,
       comfyMeta: store,
       ...(o.comfyPort !== undefined ? { comfyPort: o.comfyPort } : {}),

@@ -71,8 +71,8 @@ export function overTime(jobs: JobRecord[], now: number, hours: number): { bucke
 export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
   const { guard } = ctx;
   // Follows the event stream from registration on; each request reads counters, never scans the store.
-  const analytics = createErrorAnalytics(guard, { clock: ctx.clock });
-  app.addHook('onClose', async () => analytics.close());
+  const analytics = ctx.errorAnalytics ? createErrorAnalytics(guard, { clock: ctx.clock }) : null;
+  if (analytics) app.addHook('onClose', async () => analytics.close());
 
   app.get(
     '/api/stats',
@@ -83,7 +83,7 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
         response: { 200: StatsSchema, ...errorResponses(401, 503) },
       },
     },
-    async () => ({ ...(await guard.stats()), analytics: analytics.snapshot() }),
+    async () => ({ ...(await guard.stats()), ...(analytics ? { analytics: analytics.snapshot() } : {}) }),
   );
 
   app.get(
@@ -104,7 +104,7 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
       const time = overTime(window.jobs, now, hours);
       return {
         ...stats,
-        analytics: analytics.snapshot(),
+        ...(analytics ? { analytics: analytics.snapshot() } : {}),
         byServer: byServer(window.jobs, servers),
         overTime: time.buckets,
         window: { hours, bucketMinutes: time.bucketMinutes, sampledJobs: window.jobs.length, truncated: window.truncated },
