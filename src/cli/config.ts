@@ -294,11 +294,13 @@ export function addConfigOptions(cmd: Command, keys: readonly SettingKey[], defa
 
 /** The settings table printed by `--help`: precedence, then one row per setting (`defaults`: this command's own, as shown). */
 export function configHelp(keys: readonly SettingKey[], defaults: Partial<Record<SettingKey, string>> = {}): string {
-  const rows = settingsFor(keys).map((s) => [flagName(s), [s.env, ...(s.aliases ?? [])].join(' | '), s.key, defaults[s.key] ?? s.defaultText ?? (s.secret ? '(none)' : JSON.stringify(s.default))]);
+  const rows = settingsFor(keys).map((s) => [flagName(s), s.env, s.key, defaults[s.key] ?? s.defaultText ?? (s.secret ? '(none)' : JSON.stringify(s.default))]);
   const head = ['flag', 'environment', 'config key', 'default'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`.trimEnd();
-  return ['Settings (defaults < config file < environment < flags):', line(head), ...rows.map(line)].join('\n');
+  const aliases = settingsFor(keys).flatMap((s) => (s.aliases ?? []).map((a) => `${a} (for ${s.env})`));
+  const tail = aliases.length ? [`Also read, when the variable above is unset (the seeds' names): ${aliases.join(', ')}.`] : [];
+  return ['Settings (defaults < config file < environment < flags):', line(head), ...rows.map(line), ...tail].join('\n');
 }
 
 export interface ResolveInput {
