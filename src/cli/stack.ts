@@ -13,7 +13,7 @@ import { dirname } from 'node:path';
 import { assertExposureAllowed, startService, UploadStore, type RunningService } from '../server/index.js';
 import type { JobStore } from '../store/contract.js';
 import { DEFAULT_STORE_URL, openStore, sqlitePath, storeKind } from '../store/index.js';
-import { createAlertManager, createSlackAlertSink, createWebhookAlertSink, plainAlertPost, type AlertManager, type AlertPost, type AlertSink } from '../telemetry/alerts.js';
+import { createAlertManager, createSlackAlertSink, createWebhookAlertSink, guardedAlertPost, type AlertManager, type AlertPost, type AlertSink } from '../telemetry/alerts.js';
 import { createJsonLinesSink, createLoggerSink, type ClosableSink } from '../telemetry/analytics.js';
 import { createMetrics, type GuardMetrics } from '../telemetry/metrics.js';
 import { attachWebhooks, createWebhookNotifier } from '../telemetry/webhook.js';
@@ -75,7 +75,7 @@ export interface StackAlertOptions {
   spikeFactor?: number;
   /** @default 20 */
   maxPerMinute?: number;
-  /** How alerts are posted. @default a POST that follows no redirect */
+  /** How alerts are posted. @default through the outbound gate with `webhookTargets` */
   post?: AlertPost;
 }
 
@@ -114,6 +114,8 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
   let metrics: GuardMetrics | null = null;
   let jsonl: ClosableSink | null = null;
   let alerts: AlertManager | null = null;
+  // Alerts go through the same outbound gate (and allowances) as job webhooks.
+  const alertPost = guardedAlertPost({ ...o.webhookTargets });
   const notifier = createWebhookNotifier({
     ...(o.webhookSecret ? { secret: o.webhookSecret } : {}),
     outbound: { ...o.webhookTargets },
@@ -131,7 +133,10 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
         await notifier.close();
       }],
       ['metrics', () => metrics?.close()],
-      ['alerts', () => alerts?.close()],
+      ['alerts', async () => {
+        await alerts?.close();
+        await alertPost.close();
+      }],
       ['analytics file', () => jsonl?.close()],
     ];
     for (const [what, step] of steps) {
@@ -178,7 +183,7 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     guard = g;
     const a = o.alerts;
     alerts = createAlertManager(g, {
-      sinks: alertSinksOf(a?.sinks ?? [], a?.post ?? plainAlertPost()),
+      sinks: alertSinksOf(a?.sinks ?? [], a?.post ?? alertPost),
       logger: o.logger.child({ component: 'alerts' }),
       // The guard's default server name is the URL's host.
       servers: o.guard.servers.map((v) => (typeof v === 'string' ? new URL(v).host : (v.name ?? new URL(v.url).host))),

@@ -11,6 +11,7 @@
 import type { GuardEvent } from '../jobs/events.js';
 import type { Logger } from '../jobs/options.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { createOutboundFetch, type OutboundPolicy } from '../util/outbound.js';
 import { categoryOf, isCriticalCode } from './error-analytics.js';
 import { EVENT_HEADER, SIGNATURE_HEADER, signWebhookBody } from './webhook.js';
 
@@ -41,7 +42,21 @@ export interface AlertSink {
 /** Posts a body to a URL; resolves with the status. Alerts use the same outbound gate as job webhooks. */
 export type AlertPost = (url: string, body: string, headers: Record<string, string>) => Promise<{ status: number }>;
 
-/** A POST that follows no redirect and gives up after `timeoutMs`. */
+/**
+ * A POST through the outbound gate of job webhooks: private, loopback and link-local targets are
+ * refused unless `policy` allows them, redirects are never followed. `close()` releases the pool.
+ */
+export function guardedAlertPost(policy: OutboundPolicy = {}, timeoutMs = 10_000): AlertPost & { close(): Promise<void> } {
+  const send = createOutboundFetch(policy);
+  const post: AlertPost = async (url, body, headers) => {
+    const res = await send(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer().catch(() => undefined);
+    return { status: res.status };
+  };
+  return Object.assign(post, { close: () => send.close() });
+}
+
+/** A POST that follows no redirect and gives up after `timeoutMs` (no address checks: tests, trusted proxies). */
 export function plainAlertPost(timeoutMs = 10_000): AlertPost {
   return async (url, body, headers) => {
     const res = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });

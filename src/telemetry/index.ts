@@ -43,6 +43,7 @@ export {
   createAlertManager,
   createSlackAlertSink,
   createWebhookAlertSink,
+  guardedAlertPost,
   plainAlertPost,
   slackPayload,
   type Alert,

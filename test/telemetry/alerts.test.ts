@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GuardEvent } from '../../src/jobs/events.js';
 import type { PoolEvent } from '../../src/pool/index.js';
-import { alertLine, createAlertManager, createSlackAlertSink, createWebhookAlertSink, plainAlertPost, type Alert, type AlertManager, type AlertSink } from '../../src/telemetry/alerts.js';
+import { alertLine, createAlertManager, createSlackAlertSink, createWebhookAlertSink, guardedAlertPost, plainAlertPost, type Alert, type AlertManager, type AlertSink } from '../../src/telemetry/alerts.js';
 import { ManualClock } from '../store/fixtures.js';
 import { startReceiver, type Receiver } from './receiver.js';
 
@@ -30,8 +30,11 @@ function logLines() {
 describe('alerts', () => {
   let receiver: Receiver | null = null;
   let manager: AlertManager | null = null;
+  let closePost: (() => Promise<void>) | null = null;
   afterEach(async () => {
     await manager?.close();
+    await closePost?.();
+    closePost = null;
     await receiver?.close();
     manager = null;
     receiver = null;
@@ -41,8 +44,11 @@ describe('alerts', () => {
     receiver = await startReceiver([200]);
     const clock = new ManualClock(T0);
     const { lines, logger } = logLines();
+    // Through the outbound gate of job webhooks, with loopback explicitly allowed for this local receiver.
+    const post = guardedAlertPost({ allowLoopback: true });
+    closePost = post.close;
     manager = createAlertManager(null, {
-      sinks: [createSlackAlertSink({ url: receiver.url, post: plainAlertPost() })],
+      sinks: [createSlackAlertSink({ url: receiver.url, post })],
       clock,
       logger,
       spike: { windowMs: 60_000, threshold: 3 },
@@ -146,5 +152,17 @@ describe('alerts', () => {
     expect(JSON.parse(req.body)).toMatchObject({ type: 'alert', kind: 'fatal_error', severity: 'critical', fields: { code: 'COMFYUI_GPU_FAULT', server: 'gpu-2' } });
     expect(sink.got).toHaveLength(1);
     expect(lines.some((l) => l === 'alert not delivered to broken: down')).toBe(true);
+  });
+
+  it('the outbound gate refuses a loopback alert target unless allowed, and says so in the log', async () => {
+    receiver = await startReceiver([200]);
+    const post = guardedAlertPost();
+    closePost = post.close;
+    const { lines, logger } = logLines();
+    manager = createAlertManager(null, { sinks: [createSlackAlertSink({ url: receiver.url, post })], clock: new ManualClock(T0), logger });
+    manager.observe(pool({ type: 'breaker', server: 'gpu-1', from: 'closed', to: 'open', failures: 5, at: T0 }));
+    await manager.onIdle();
+    expect(receiver.requests).toHaveLength(0);
+    expect(lines.some((l) => /^alert not delivered to slack: .*loopback/.test(l))).toBe(true);
   });
 });
