@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parsePolicySections, PolicySectionError, POLICY_SECTION_KEYS, type PolicySections } from './config-file.js';
 
 /** A value that could not be used; `source` is the flag, environment variable or file key at fault. */
 export class ConfigError extends Error {
@@ -51,6 +52,16 @@ export interface CliConfig {
   allowedHosts: string[];
   allowedOrigins: string[];
   webhookAllow: Array<'loopback' | 'private'>;
+  healthTimeoutMs: number;
+  maxRecoveryAgeMs: number;
+  cleanupAfterHours: number;
+  cleanupIntervalMs: number;
+  errorRecovery: boolean;
+  recoveryStatistics: boolean;
+  alertSlackUrl: string | undefined;
+  alertWebhookUrl: string | undefined;
+  /** The config file's structured sections (servers with tags, recovery, classifier rules, backoff, breaker, alerts). */
+  policy: PolicySections;
 }
 
 export type SettingKey = keyof CliConfig;
@@ -71,6 +82,8 @@ interface Setting<K extends SettingKey = SettingKey> {
   repeatable?: boolean;
   /** Never printed (secrets). */
   secret?: boolean;
+  /** Other environment names read when `env` is unset (the seeds' names), in order. */
+  aliases?: string[];
 }
 
 // ---- value parsers: each gets the raw value (string from flag/env, any JSON from a file) ----------
@@ -101,6 +114,22 @@ export function parseDuration(raw: unknown, source: string): number {
   const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']!) : Number.NaN;
   if (!Number.isInteger(ms) || ms <= 0) throw new ConfigError(source, `expected a positive duration in ms (or with a unit: 30s, 5m, 1h), got ${show(raw)}`);
   return ms;
+}
+
+/** Milliseconds, or 0 (= off). */
+function durationOrOff(raw: unknown, source: string): number {
+  if (raw === 0 || (typeof raw === 'string' && raw.trim() === '0')) return 0;
+  return parseDuration(raw, source);
+}
+
+function positiveNumber(raw: unknown, source: string): number {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(source, `expected a positive number, got ${show(raw)}`);
+  return n;
+}
+
+function optionalHttpUrl(raw: unknown, source: string): string | undefined {
+  return checkHttpUrl(text(raw, source), source);
 }
 
 function bool(raw: unknown, source: string): boolean {
@@ -194,9 +223,9 @@ function setting<K extends SettingKey>(s: Setting<K>): Setting<K> {
 
 /** Every setting, in the order `--help` lists them. */
 export const SETTINGS = [
-  setting({ key: 'servers', flag: '--server <url>', env: 'COMFYUI_URL', help: 'ComfyUI server URL; repeat the flag (or comma-separate the variable) for several', default: [], defaultText: '(required)', parse: urlList, repeatable: true }),
-  setting({ key: 'store', flag: '--store <url>', env: 'COMFYGUARD_STORE', help: 'job store: memory:, sqlite:<file>, postgres://…, redis://…', default: 'sqlite:./data/comfyguard.db', parse: storeUrl }),
-  setting({ key: 'queue', flag: '--queue <memory|redis-url>', env: 'COMFYGUARD_QUEUE', help: 'dispatch: in-process, or BullMQ on Redis to share work between processes (?queue=NAME&prefix=P)', default: 'memory', parse: queueUrl }),
+  setting({ key: 'servers', flag: '--server <url>', env: 'COMFYUI_URL', aliases: ['COMFYUI_POD_URL'], help: 'ComfyUI server URL; repeat the flag (or comma-separate the variable) for several', default: [], defaultText: '(required)', parse: urlList, repeatable: true }),
+  setting({ key: 'store', flag: '--store <url>', env: 'COMFYGUARD_STORE', aliases: ['REDIS_URL'], help: 'job store: memory:, sqlite:<file>, postgres://…, redis://…', default: 'sqlite:./data/comfyguard.db', parse: storeUrl }),
+  setting({ key: 'queue', flag: '--queue <memory|redis-url>', env: 'COMFYGUARD_QUEUE', aliases: ['REDIS_URL'], help: 'dispatch: in-process, or BullMQ on Redis to share work between processes (?queue=NAME&prefix=P)', default: 'memory', parse: queueUrl }),
   setting({ key: 'host', flag: '--host <addr>', env: 'COMFYGUARD_HOST', help: 'address to listen on (anything but loopback needs an API key)', default: '127.0.0.1', parse: text }),
   setting({ key: 'port', flag: '--port <n>', env: 'COMFYGUARD_PORT', help: 'port to listen on (0 = any free port)', default: 8080, parse: integer(0, 65_535) }),
   setting({ key: 'comfyPort', flag: '--comfy-port <n>', env: 'COMFYGUARD_COMFY_PORT', help: 'also serve the ComfyUI API at the root of this port (/ws, /prompt, /api/...), for clients that cannot use the /comfy prefix', default: undefined, defaultText: '(off)', parse: integer(0, 65_535) }),
@@ -220,6 +249,14 @@ export const SETTINGS = [
   setting({ key: 'metrics', flag: '--metrics <bool>', env: 'COMFYGUARD_METRICS', help: 'serve Prometheus metrics at /metrics', default: true, parse: bool }),
   setting({ key: 'errorSpikeThreshold', flag: '--error-spike-threshold <n>', env: 'ERROR_SPIKE_THRESHOLD', help: 'log an alert when more errors than this fall in the window', default: 20, parse: integer(0, 1_000_000) }),
   setting({ key: 'errorSpikeWindowMs', flag: '--error-spike-window <ms>', env: 'ERROR_SPIKE_WINDOW_MS', help: 'sliding window of the error-spike alert', default: 60_000, parse: parseDuration }),
+  setting({ key: 'healthTimeoutMs', flag: '--health-timeout <ms>', env: 'HEALTH_TIMEOUT_MS', help: 'timeout of one health check', default: 2_000, parse: parseDuration }),
+  setting({ key: 'maxRecoveryAgeMs', flag: '--max-recovery-age <ms>', env: 'MAX_RECOVERY_AGE_MS', help: 'after a restart, jobs older than this whose prompt is unknown fail instead of resubmitting', default: 600_000, parse: parseDuration }),
+  setting({ key: 'cleanupAfterHours', flag: '--cleanup-after-hours <h>', env: 'COMFYGUARD_CLEANUP_AFTER_HOURS', aliases: ['CHECKPOINT_RETENTION_HOURS'], help: 'terminal jobs older than this are deleted', default: 24, parse: positiveNumber }),
+  setting({ key: 'cleanupIntervalMs', flag: '--cleanup-interval <ms>', env: 'COMFYGUARD_CLEANUP_INTERVAL_MS', help: 'how often old jobs are deleted (0 = never)', default: 3_600_000, parse: durationOrOff }),
+  setting({ key: 'errorRecovery', flag: '--error-recovery <bool>', env: 'ERROR_RECOVERY_ENABLED', help: 'false: classify and report errors, never change or retry a job', default: true, parse: bool }),
+  setting({ key: 'recoveryStatistics', flag: '--recovery-statistics <bool>', env: 'RECOVERY_STATISTICS_ENABLED', help: 'false: no error analytics in /api/stats', default: true, parse: bool }),
+  setting({ key: 'alertSlackUrl', flag: '--alert-slack-url <url>', env: 'COMFYGUARD_ALERT_SLACK_URL', help: 'Slack-compatible incoming webhook for alerts', default: undefined, defaultText: '(log only)', parse: optionalHttpUrl, secret: true }),
+  setting({ key: 'alertWebhookUrl', flag: '--alert-webhook-url <url>', env: 'COMFYGUARD_ALERT_WEBHOOK_URL', help: 'generic JSON webhook for alerts (signed with --webhook-secret)', default: undefined, defaultText: '(log only)', parse: optionalHttpUrl, secret: true }),
 ] as const satisfies readonly Setting[];
 
 /** The flag name without its argument, e.g. `--port`. */
@@ -261,7 +298,9 @@ export function configHelp(keys: readonly SettingKey[], defaults: Partial<Record
   const head = ['flag', 'environment', 'config key', 'default'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`.trimEnd();
-  return ['Settings (defaults < config file < environment < flags):', line(head), ...rows.map(line)].join('\n');
+  const aliases = settingsFor(keys).flatMap((s) => (s.aliases ?? []).map((a) => `${a} (for ${s.env})`));
+  const tail = aliases.length ? [`Also read, when the variable above is unset (the seeds' names): ${aliases.join(', ')}.`] : [];
+  return ['Settings (defaults < config file < environment < flags):', line(head), ...rows.map(line), ...tail].join('\n');
 }
 
 export interface ResolveInput {
@@ -279,28 +318,56 @@ export function resolveConfig(input: ResolveInput): Readonly<CliConfig> {
   const env = input.env ?? process.env;
   const out: Record<string, unknown> = {};
   for (const s of SETTINGS as readonly Setting[]) out[s.key] = s.default;
+  out['policy'] = {};
   Object.assign(out, input.defaults ?? {});
 
   const configPath = input.flags['config'] ?? env[CONFIG_FILE_ENV];
   if (configPath !== undefined) {
     const source = input.flags['config'] !== undefined ? '--config' : CONFIG_FILE_ENV;
     const file = readConfigFile(text(configPath, source), source);
+    try {
+      out['policy'] = parsePolicySections(file);
+    } catch (err) {
+      if (err instanceof PolicySectionError) throw new ConfigError(`config file key "${err.key}"`, err.message);
+      throw err;
+    }
+    const policy = out['policy'] as PolicySections;
     for (const [k, v] of Object.entries(file)) {
+      if ((POLICY_SECTION_KEYS as readonly string[]).includes(k)) continue;
+      // Servers given as objects: their URLs are the servers setting, the objects the policy's.
+      if (k === 'servers' && policy.servers) {
+        out[k] = policy.servers.map((x) => x.url);
+        continue;
+      }
       const s = (SETTINGS as readonly Setting[]).find((x) => x.key === k);
-      if (!s) throw new ConfigError(`config file key "${k}"`, `unknown setting (known: ${SETTINGS.map((x) => x.key).join(', ')})`);
+      if (!s) throw new ConfigError(`config file key "${k}"`, `unknown setting (known: ${[...SETTINGS.map((x) => x.key), ...POLICY_SECTION_KEYS].join(', ')})`);
       if (v === null) continue;
       out[k] = s.parse(v, `config file key "${k}"`);
     }
   }
+  const seedEnv = withSeedRedisUrl(env);
   for (const s of settingsFor(input.keys)) {
-    const raw = env[s.env];
-    if (raw !== undefined && raw !== '') out[s.key] = s.parse(raw, `environment variable ${s.env}`);
+    const name = [s.env, ...(s.aliases ?? [])].find((n) => seedEnv[n] !== undefined && seedEnv[n] !== '');
+    if (name === undefined) continue;
+    out[s.key] = s.parse(seedEnv[name], `environment variable ${name === 'REDIS_URL' && env['REDIS_URL'] === undefined ? 'REDIS_HOST' : name}`);
+    // Servers from the environment replace the file's, with their tags.
+    if (s.key === 'servers') out['policy'] = { ...(out['policy'] as PolicySections), servers: undefined };
   }
   for (const s of settingsFor(input.keys)) {
     const raw = input.flags[attrName(s)];
-    if (raw !== undefined) out[s.key] = s.parse(raw, flagName(s));
+    if (raw === undefined) continue;
+    out[s.key] = s.parse(raw, flagName(s));
+    if (s.key === 'servers') out['policy'] = { ...(out['policy'] as PolicySections), servers: undefined };
   }
   return Object.freeze(out as unknown as CliConfig);
+}
+
+/** Seed 003's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, as the REDIS_URL they stand for (REDIS_URL itself wins). */
+export function withSeedRedisUrl(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const host = env['REDIS_HOST'];
+  if ((env['REDIS_URL'] ?? '') !== '' || !host) return env;
+  const password = env['REDIS_PASSWORD'] ? `:${encodeURIComponent(env['REDIS_PASSWORD'])}@` : '';
+  return { ...env, REDIS_URL: `redis://${password}${host}:${env['REDIS_PORT'] || '6379'}` };
 }
 
 function readConfigFile(path: string, source: string): Record<string, unknown> {

@@ -1,6 +1,6 @@
 /**
  * The service stack that `serve` and `demo` run: a guard, its telemetry (metrics, analytics sinks,
- * error-spike alert, webhooks) and the HTTP service, closed in the right order (stop taking
+ * alerts, webhooks) and the HTTP service, closed in the right order (stop taking
  * requests, drain the guard, flush webhooks and sinks).
  */
 import { hostname } from 'node:os';
@@ -13,7 +13,8 @@ import { dirname } from 'node:path';
 import { assertExposureAllowed, startService, UploadStore, type RunningService } from '../server/index.js';
 import type { JobStore } from '../store/contract.js';
 import { DEFAULT_STORE_URL, openStore, sqlitePath, storeKind } from '../store/index.js';
-import { createErrorSpikeAlert, createJsonLinesSink, createLoggerSink, type ClosableSink, type ErrorSpikeAlert } from '../telemetry/analytics.js';
+import { createAlertManager, createSlackAlertSink, createWebhookAlertSink, guardedAlertPost, type AlertManager, type AlertPost, type AlertSink } from '../telemetry/alerts.js';
+import { createJsonLinesSink, createLoggerSink, type ClosableSink } from '../telemetry/analytics.js';
 import { createMetrics, type GuardMetrics } from '../telemetry/metrics.js';
 import { attachWebhooks, createWebhookNotifier } from '../telemetry/webhook.js';
 import type { OutboundPolicy } from '../util/outbound.js';
@@ -35,6 +36,10 @@ export interface StackOptions {
   allowedOrigins?: string[];
   analyticsFile?: string;
   errorSpike: { threshold: number; windowMs: number };
+  /** Error analytics in /api/stats (RECOVERY_STATISTICS_ENABLED). @default true */
+  errorAnalytics?: boolean;
+  /** Where alerts go besides the log, and their limits. @default log only */
+  alerts?: StackAlertOptions;
   logger: PinoLogger;
   /** Also log analytics events (one line per job transition). @default true */
   logAnalytics?: boolean;
@@ -52,6 +57,35 @@ export class StackStartError extends Error {
     super(message, opts);
     this.name = 'StackStartError';
   }
+}
+
+/** One alert destination as configured: a Slack-compatible incoming webhook or a generic (signed) one. */
+export interface AlertSinkConfig {
+  type: 'slack' | 'webhook';
+  url: string;
+  /** HMAC key of the generic webhook's signature header. */
+  secret?: string;
+}
+
+export interface StackAlertOptions {
+  sinks: AlertSinkConfig[];
+  /** Baseline window of the spike alert. @default 1 h */
+  spikeBaselineMs?: number;
+  /** A spike is more than this many times the baseline rate. @default 3 */
+  spikeFactor?: number;
+  /** @default 20 */
+  maxPerMinute?: number;
+  /** How alerts are posted. @default through the outbound gate with `webhookTargets` */
+  post?: AlertPost;
+}
+
+/** Builds the sinks of `configs`, all posting with `post`. */
+export function alertSinksOf(configs: readonly AlertSinkConfig[], post: AlertPost): AlertSink[] {
+  return configs.map((c, i) =>
+    c.type === 'slack'
+      ? createSlackAlertSink({ url: c.url, post, name: `slack#${i + 1}` })
+      : createWebhookAlertSink({ url: c.url, post, name: `webhook#${i + 1}`, ...(c.secret ? { secret: c.secret } : {}) }),
+  );
 }
 
 export interface RunningStack {
@@ -79,11 +113,9 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
   let detach: (() => void) | null = null;
   let metrics: GuardMetrics | null = null;
   let jsonl: ClosableSink | null = null;
-  const spike: ErrorSpikeAlert = createErrorSpikeAlert({
-    ...o.errorSpike,
-    onAlert: (s) => o.logger.error({ alert: 'error_spike', ...s }, `error spike: ${s.count} errors in ${Math.round(s.windowMs / 1000)} s (threshold ${s.threshold})`),
-    onRecover: (r) => o.logger.warn({ alert: 'error_spike_recovered', ...r }, 'error spike over'),
-  });
+  let alerts: AlertManager | null = null;
+  // Alerts go through the same outbound gate (and allowances) as job webhooks.
+  const alertPost = guardedAlertPost({ ...o.webhookTargets });
   const notifier = createWebhookNotifier({
     ...(o.webhookSecret ? { secret: o.webhookSecret } : {}),
     outbound: { ...o.webhookTargets },
@@ -101,7 +133,10 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
         await notifier.close();
       }],
       ['metrics', () => metrics?.close()],
-      ['alerts', () => spike.close()],
+      ['alerts', async () => {
+        await alerts?.close();
+        await alertPost.close();
+      }],
       ['analytics file', () => jsonl?.close()],
     ];
     for (const [what, step] of steps) {
@@ -114,7 +149,7 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
   };
 
   try {
-    const sinks: AnalyticsSink[] = [spike.sink];
+    const sinks: AnalyticsSink[] = [];
     if (o.logAnalytics !== false) sinks.push(createLoggerSink(o.logger.child({ component: 'analytics' })));
     if (o.analyticsFile) {
       jsonl = await createJsonLinesSink(o.analyticsFile, { onError: (err) => o.logger.error({ err, file: o.analyticsFile }, 'analytics file write failed') });
@@ -146,12 +181,22 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
       throw storeTrouble(err, o.guard.store);
     });
     guard = g;
+    const a = o.alerts;
+    alerts = createAlertManager(g, {
+      sinks: alertSinksOf(a?.sinks ?? [], a?.post ?? alertPost),
+      logger: o.logger.child({ component: 'alerts' }),
+      // The guard's default server name is the URL's host.
+      servers: o.guard.servers.map((v) => (typeof v === 'string' ? new URL(v).host : (v.name ?? new URL(v.url).host))),
+      spike: { ...o.errorSpike, ...(a?.spikeBaselineMs ? { baselineMs: a.spikeBaselineMs } : {}), ...(a?.spikeFactor ? { factor: a.spikeFactor } : {}) },
+      ...(a?.maxPerMinute ? { maxPerMinute: a.maxPerMinute } : {}),
+    });
     detach = attachWebhooks(g, notifier);
     if (o.metrics) metrics = createMetrics(g, { collectDefault: true });
 
     const serviceOptions = {
       guard: g,
       host: o.host,
+      ...(o.errorAnalytics === false ? { errorAnalytics: false } : {}),
       comfyUploads: uploads,
       comfyMeta: store,
       ...(o.comfyPort !== undefined ? { comfyPort: o.comfyPort } : {}),

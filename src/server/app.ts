@@ -74,6 +74,8 @@ export interface AppOptions {
    * @default {} (loopback and private targets refused)
    */
   webhookTargets?: OutboundPolicy;
+  /** Keep error analytics from the event stream for /api/stats. @default true */
+  errorAnalytics?: boolean;
 }
 
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -175,6 +177,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       idleTimeoutMs: positive('idleTimeoutMs', opts.idleTimeoutMs, 60_000),
       maxConnections: positive('maxConnections', opts.maxConnections, 1_024),
     },
+    errorAnalytics: opts.errorAnalytics ?? true,
   };
   if (ctx.limits.requestTimeoutMs < ctx.limits.headersTimeoutMs) throw new Error('`requestTimeoutMs` must not be shorter than `headersTimeoutMs`');
 

@@ -32,4 +32,6 @@ export interface ServiceContext {
   limits: ServiceLimits;
   /** Which webhook targets beyond public addresses a job may name (must match the notifier's). */
   webhookTargets: OutboundPolicy;
+  /** Keep error analytics for /api/stats (off: the `analytics` object is left out). */
+  errorAnalytics: boolean;
 }

@@ -233,6 +233,30 @@ export const EmergencyStopResponseSchema = z.object({
 const counts = z.record(z.string(), z.number());
 const strategyOutcome = z.object({ succeeded: z.number(), failed: z.number(), pending: z.number() });
 
+const nullableMs = z.number().nullable();
+/** What `createErrorAnalytics().snapshot()` returns (src/telemetry/error-analytics.ts). */
+export const ErrorAnalyticsSchema = z
+  .object({
+    since: isoTime(),
+    window: z.object({ ms: z.number(), errors: z.number().int() }),
+    errorsPerMinute: z.number(),
+    totalErrors: z.number().int(),
+    byCode: counts,
+    byCategory: counts,
+    bySeverity: counts.describe('low: retried away; medium: recovered with a change; high: failed; critical: fatal codes and GPU faults; pending: job still running'),
+    topErrors: z.array(z.object({ code: z.string(), category: z.string(), count: z.number().int(), lastMessage: z.string().nullable(), lastAt: isoTime() })),
+    recentCritical: z.array(z.object({ code: z.string(), jobId: z.string(), server: z.string(), message: z.string().nullable(), at: isoTime() })),
+    recoveryByCode: z.record(
+      z.string(),
+      z.object({ jobs: z.number().int(), completed: z.number().int(), rate: z.number(), target: z.number().nullable(), meetsTarget: z.boolean().nullable() }),
+    ),
+    retrySuccessRate: z.number(),
+    retriedJobs: z.number().int(),
+    meanTimeToFailureMs: nullableMs,
+    meanTimeToRecoveryMs: nullableMs,
+  })
+  .meta({ id: 'ErrorAnalytics' });
+
 export const StatsSchema = z
   .object({
     totalJobs: z.number().int(),
@@ -245,6 +269,7 @@ export const StatsSchema = z
     errorDistribution: counts.describe('Failed attempts by error code (including failures that recovery fixed)'),
     failuresByCode: counts.describe('Jobs that ended failed or timed out, by final error code'),
     degradation: z.string(),
+    analytics: ErrorAnalyticsSchema.optional().describe('Error analytics of the events this process saw since it started (incremental; no store scan)'),
   })
   .meta({ id: 'Stats' });
 

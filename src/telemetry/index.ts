@@ -26,3 +26,31 @@ export {
   type WebhookResult,
   type WebhookRetryOptions,
 } from './webhook.js';
+export {
+  categoryOf,
+  createErrorAnalytics,
+  isCriticalCode,
+  SEED_RECOVERY_TARGETS,
+  SEVERITIES,
+  type ErrorAnalytics,
+  type ErrorAnalyticsOptions,
+  type ErrorAnalyticsSnapshot,
+  type Severity,
+} from './error-analytics.js';
+export {
+  ALERT_KINDS,
+  alertLine,
+  createAlertManager,
+  createSlackAlertSink,
+  createWebhookAlertSink,
+  guardedAlertPost,
+  plainAlertPost,
+  slackPayload,
+  type Alert,
+  type AlertKind,
+  type AlertManager,
+  type AlertManagerOptions,
+  type AlertPost,
+  type AlertSink,
+} from './alerts.js';
+export { dashboardSeries, grafanaDashboard } from './grafana.js';

@@ -1,11 +1,14 @@
 /**
- * Prometheus metrics for a guard (prom-client). Counters and the duration histogram are fed from
- * the guard's job events; gauges (jobs by status, server health, breakers, queues, degradation) are
+ * Prometheus metrics for a guard (prom-client). Counters (errors by code, category and server) and
+ * the histograms (job duration, time to failure, time to recovery, queue wait) are fed from the
+ * guard's job events; gauges (jobs by status, server health, breakers, queues, degradation) are
  * refreshed from `guard.stats()` / `guard.servers()` when the registry is scraped, so an idle
  * process does no work for metrics.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DegradationLevel, Guard, JobEvent, ServerHealthView } from '../jobs/guard-api.js';
+import type { GuardEvent } from '../jobs/events.js';
+import { categoryOf } from './error-analytics.js';
 import { isTerminal, JOB_STATUSES, type JobRecord } from '../jobs/types.js';
 
 /** What metrics need of a guard: events and the cheap read-only views. */
@@ -44,6 +47,10 @@ interface JobSeen {
   /** Recovery steps already counted as started (a repeated event is counted once). */
   startedSteps: Set<string>;
   lastTerminalAt: number | null;
+  createdAt: number | null;
+  /** End of the first failed attempt since the last terminal state (time to recovery starts there). */
+  firstErrorAt: number | null;
+  queueWaitSeen: boolean;
 }
 
 /**
@@ -83,7 +90,12 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
     new Counter({ name, help: 'Attempts started (submissions of a workflow to a server).', registers }),
   );
   const errors = track('comfyguard_errors_total', (name) =>
-    new Counter({ name, help: 'Failed attempts and terminal job errors, by error code.', labelNames: ['code'], registers }),
+    new Counter({
+      name,
+      help: 'Failed attempts and terminal job errors, by error code, its category and the server ("" when no server was involved).',
+      labelNames: ['code', 'category', 'server'],
+      registers,
+    }),
   );
   const recoveries = track('comfyguard_recoveries_total', (name) =>
     new Counter({ name, help: 'Recovery steps by strategy and outcome (started, succeeded, failed).', labelNames: ['strategy', 'outcome'], registers }),
@@ -104,6 +116,16 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
       buckets: opts.durationBuckets ?? DEFAULT_BUCKETS,
       registers,
     }),
+  );
+
+  const timeToFailure = track('comfyguard_time_to_failure_seconds', (name) =>
+    new Histogram({ name, help: 'Run time of a failed attempt, start to failure, by error code.', labelNames: ['code'], buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600], registers }),
+  );
+  const timeToRecovery = track('comfyguard_time_to_recovery_seconds', (name) =>
+    new Histogram({ name, help: "Time from a job's first failed attempt to its completion (recovered jobs only).", buckets: [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800], registers }),
+  );
+  const queueWait = track('comfyguard_queue_wait_seconds', (name) =>
+    new Histogram({ name, help: 'Time from submit to the first attempt being sent.', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900], registers }),
   );
 
   // One servers() call per scrape feeds every per-server gauge. prom-client invokes every collect()
@@ -128,6 +150,33 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
         if (!views) return;
         this.reset();
         for (const v of views) this.set({ server: v.name }, v.healthy ? 1 : 0);
+      },
+    }),
+  );
+  // The pool reports no event per check, so each check is picked up from the health view by its
+  // time: observed once, at the first scrape after it (checks more frequent than scrapes are sampled).
+  const lastHealthCheck = new Map<string, number>();
+  track('comfyguard_health_check_latency_seconds', (name) =>
+    new Histogram({
+      name,
+      help: 'Latency of health checks per server, each check observed once at the first scrape after it.',
+      labelNames: ['server'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers,
+      async collect() {
+        const views = await serverViews();
+        if (!views) return;
+        const present = new Set(views.map((v) => v.name));
+        for (const name of [...lastHealthCheck.keys()]) {
+          if (present.has(name)) continue;
+          lastHealthCheck.delete(name);
+          this.remove({ server: name });
+        }
+        for (const v of views) {
+          if (v.checkedAt === null || v.latencyMs === null || lastHealthCheck.get(v.name) === v.checkedAt) continue;
+          lastHealthCheck.set(v.name, v.checkedAt);
+          this.observe({ server: v.name }, v.latencyMs / 1000);
+        }
       },
     }),
   );
@@ -174,7 +223,7 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
   const seenOf = (id: string): JobSeen => {
     let s = seen.get(id);
     if (!s) {
-      s = { attempts: 0, failedAttempts: new Set(), resolvedSteps: new Set(), retries: 0, startedSteps: new Set(), lastTerminalAt: null };
+      s = { attempts: 0, failedAttempts: new Set(), resolvedSteps: new Set(), retries: 0, startedSteps: new Set(), lastTerminalAt: null, createdAt: null, firstErrorAt: null, queueWaitSeen: false };
       seen.set(id, s);
       if (seen.size > MAX_TRACKED_JOBS) {
         const oldest = seen.keys().next().value;
@@ -190,10 +239,12 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
       attempts.inc(job.attempts.length - s.attempts);
       s.attempts = job.attempts.length;
     }
+    if (s.createdAt === null) s.createdAt = job.createdAt;
     for (const a of job.attempts) {
       if (a.code && !s.failedAttempts.has(a.number)) {
         s.failedAttempts.add(a.number);
-        errors.inc({ code: a.code });
+        errors.inc({ code: a.code, category: categoryOf(a.code), server: a.server });
+        s.firstErrorAt ??= a.endedAt ?? job.updatedAt;
       }
     }
     job.recoveryHistory.forEach((step, i) => {
@@ -207,8 +258,10 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
     // A terminal error not carried by the last attempt (job timeout, rejected before submit) is counted once here.
     const last = job.attempts.at(-1);
     if (job.error && (job.status === 'failed' || job.status === 'timed_out') && last?.code !== job.error.code) {
-      errors.inc({ code: job.error.code });
+      errors.inc({ code: job.error.code, category: categoryOf(job.error.code), server: '' });
     }
+    if (job.status === 'completed' && s.firstErrorAt !== null) timeToRecovery.observe(Math.max(0, (job.endedAt ?? job.updatedAt) - s.firstErrorAt) / 1000);
+    s.firstErrorAt = null;
     if (s.retries > 0 && job.status !== 'cancelled') {
       retries.inc({ outcome: job.status === 'completed' ? 'succeeded' : 'exhausted' });
     }
@@ -219,6 +272,15 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
 
   const onEvent = (e: JobEvent): void => {
     if (e.type === 'state') onState(e.job);
+    else if (e.type === 'attempt_settled') {
+      if (e.code && (e.outcome === 'failed' || e.outcome === 'lost' || e.outcome === 'interrupted')) timeToFailure.observe({ code: e.code }, Math.max(0, e.durationMs) / 1000);
+    } else if (e.type === 'attempt_started') {
+      const s = seenOf(e.jobId);
+      if (!e.reattached && !s.queueWaitSeen && s.createdAt !== null) {
+        s.queueWaitSeen = true;
+        queueWait.observe(Math.max(0, e.at - s.createdAt) / 1000);
+      }
+    }
     else if (e.type === 'recovery') {
       const s = seenOf(e.jobId);
       const key = `${e.step.attempt}:${e.step.strategy}:${e.step.startedAt}`;
@@ -229,7 +291,7 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
       recoveries.inc({ strategy: e.step.strategy, outcome: 'started' });
     }
   };
-  const unsubscribe = guard.onEvent((e) => {
+  const unsubscribe = guard.onEvent((e: GuardEvent) => {
     try {
       if (e.type !== 'pool') onEvent(e);
     } catch {

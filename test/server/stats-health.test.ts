@@ -77,8 +77,25 @@ describe('stats after a success, a permanent failure and a recovered OOM', () =>
       degradation: expect.any(String),
     });
     expect(Object.keys(s).sort()).toEqual(
-      ['byStatus', 'degradation', 'errorDistribution', 'failuresByCode', 'failedRecoveries', 'recoveryRate', 'retrySuccessRate', 'successfulRecoveries', 'totalErrors', 'totalJobs'].sort(),
+      ['analytics', 'byStatus', 'degradation', 'errorDistribution', 'failuresByCode', 'failedRecoveries', 'recoveryRate', 'retrySuccessRate', 'successfulRecoveries', 'totalErrors', 'totalJobs'].sort(),
     );
+  });
+
+  it('GET /api/stats carries error analytics from the event stream: by code, category, severity, recovery per code', async () => {
+    const { analytics } = (await (await fetch(`${rig.url}/api/stats`)).json()) as { analytics: Record<string, unknown> & { recoveryByCode: Record<string, unknown> } };
+    expect(analytics).toMatchObject({
+      totalErrors: 2,
+      byCode: { COMFYUI_INVALID_PARAMETERS: 1, COMFYUI_OOM: 1 },
+      byCategory: { permanent: 1, recoverable: 1 },
+      // The OOM was recovered with a change (or retried away); the invalid parameters failed.
+      bySeverity: { high: 1, critical: 0, pending: 0 },
+      retrySuccessRate: 1,
+      retriedJobs: 1,
+    });
+    expect(analytics.recoveryByCode['COMFYUI_OOM']).toEqual({ jobs: 1, completed: 1, rate: 1, target: 0.9, meetsTarget: true });
+    expect(analytics.recoveryByCode['COMFYUI_INVALID_PARAMETERS']).toEqual({ jobs: 1, completed: 0, rate: 0, target: null, meetsTarget: null });
+    const detailed = (await (await fetch(`${rig.url}/api/stats/detailed`)).json()) as { analytics: { totalErrors: number } };
+    expect(detailed.analytics.totalErrors).toBe(2);
   });
 
   it('GET /api/stats/detailed adds per-strategy, per-server and over-time figures', async () => {

@@ -73,8 +73,8 @@ describe('telemetry on a real guard', () => {
     expect(value('comfyguard_attempts_total')).toBe(attempts.length);
     const oomFailures = [...failures.values()].filter((c) => c === 'COMFYUI_OOM').length;
     expect(oomFailures).toBeGreaterThanOrEqual(attempts.filter((a) => a.code === 'COMFYUI_OOM').length);
-    expect(value('comfyguard_errors_total{code="COMFYUI_OOM"}')).toBe(oomFailures);
-    expect(value('comfyguard_errors_total{code="COMFYUI_INVALID_PARAMETERS"}')).toBe(1);
+    expect(value('comfyguard_errors_total{code="COMFYUI_OOM",category="recoverable",server="small"}')).toBe(oomFailures);
+    expect(value('comfyguard_errors_total{code="COMFYUI_INVALID_PARAMETERS",category="permanent",server="small"}')).toBe(1);
     // Per strategy that ran: failed steps counted (a series never incremented is absent, i.e. 0).
     for (const strategy of new Set(steps.map((x) => x.strategy))) {
       expect(value(`comfyguard_recoveries_total{strategy="${strategy}",outcome="failed"}`) || 0).toBe(steps.filter((x) => x.strategy === strategy && x.success === false).length);

@@ -6,6 +6,8 @@ import { makeAttempt, makeJob, makeStep } from '../store/fixtures.js';
 import { FakeGuardEvents, serverView } from './fake-guard.js';
 
 type Labels = Record<string, string | number>;
+/** The server `makeAttempt` records. */
+const GPU = 'http://gpu-1:8188';
 
 async function value(registry: Registry, name: string, labels: Labels = {}): Promise<number | undefined> {
   const metric = registry.getSingleMetric(name);
@@ -63,9 +65,9 @@ describe('createMetrics', () => {
     guard.state(c, 'queued');
 
     expect(await value(r, 'comfyguard_attempts_total')).toBe(3);
-    expect(await value(r, 'comfyguard_errors_total', { code: 'COMFYUI_OOM' })).toBe(1);
-    expect(await value(r, 'comfyguard_errors_total', { code: 'COMFYUI_INVALID_PARAMETERS' })).toBe(1);
-    expect(await value(r, 'comfyguard_errors_total', { code: 'COMFYUI_TIMEOUT' })).toBe(1);
+    expect(await value(r, 'comfyguard_errors_total', { code: 'COMFYUI_OOM', category: 'recoverable', server: GPU })).toBe(1);
+    expect(await value(r, 'comfyguard_errors_total', { code: 'COMFYUI_INVALID_PARAMETERS', category: 'permanent', server: GPU })).toBe(1);
+    expect(await value(r, 'comfyguard_errors_total', { code: 'COMFYUI_TIMEOUT', category: 'transient', server: '' })).toBe(1);
     expect(await value(r, 'comfyguard_recoveries_total', { strategy: 'free_memory', outcome: 'started' })).toBe(1);
     expect(await value(r, 'comfyguard_recoveries_total', { strategy: 'free_memory', outcome: 'succeeded' })).toBe(1);
     expect(await value(r, 'comfyguard_retries_total', { outcome: 'attempted' })).toBe(1);
@@ -99,7 +101,7 @@ describe('createMetrics', () => {
       'running',
     );
     const r = metrics.registry;
-    expect(await value(r, 'comfyguard_errors_total', { code: 'COMFYUI_SERVER_ERROR' })).toBe(2);
+    expect(await value(r, 'comfyguard_errors_total', { code: 'COMFYUI_SERVER_ERROR', category: 'transient', server: GPU })).toBe(2);
     expect(await value(r, 'comfyguard_retries_total', { outcome: 'exhausted' })).toBe(1);
     expect(await value(r, 'comfyguard_recoveries_total', { strategy: 'retry', outcome: 'failed' })).toBe(1);
   });
@@ -156,5 +158,40 @@ describe('createMetrics', () => {
     expect(guard.listeners.size).toBe(0);
     expect(registry.getSingleMetric('comfyguard_attempts_total')).toBeUndefined();
     expect(registry.getSingleMetric('app_requests_total')).toBeDefined();
+  });
+});
+
+describe('operations metrics', () => {
+  let metrics: GuardMetrics | null = null;
+  afterEach(() => {
+    metrics?.close();
+    metrics = null;
+  });
+
+  it('observes time to failure, time to recovery, queue wait and each health check once', async () => {
+    const guard = new FakeGuardEvents();
+    metrics = createMetrics(guard);
+    const r = metrics.registry;
+    const t0 = 1_700_000_000_000;
+    let job: JobRecord = makeJob({ id: 'q', createdAt: t0 });
+    guard.state(job);
+    guard.emit({ type: 'attempt_started', jobId: 'q', attempt: 1, server: GPU, promptId: 'p1', strategy: null, reattached: false, at: t0 + 2_000 });
+    guard.emit({ type: 'attempt_settled', jobId: 'q', attempt: 1, server: GPU, promptId: 'p1', outcome: 'failed', code: 'COMFYUI_OOM', message: 'oom', durationMs: 3_000, at: t0 + 5_000 });
+    job = { ...job, status: 'recovering', attempts: [makeAttempt(1, { status: 'failed', code: 'COMFYUI_OOM', endedAt: t0 + 5_000 })] };
+    guard.state(job, 'running');
+    guard.emit({ type: 'attempt_started', jobId: 'q', attempt: 2, server: GPU, promptId: 'p2', strategy: 'free_memory', reattached: false, at: t0 + 6_000 });
+    job = { ...job, status: 'completed', attempts: [...job.attempts, makeAttempt(2, { status: 'completed' })], endedAt: t0 + 9_000, updatedAt: t0 + 9_000 };
+    guard.state(job, 'running');
+    guard.views = [serverView('gpu', { latencyMs: 40, checkedAt: 10 })];
+    await r.metrics();
+    await r.metrics(); // the same check scraped twice counts once
+    guard.views = [serverView('gpu', { latencyMs: 80, checkedAt: 20 })];
+    const text = await r.metrics();
+    expect(text).toContain('comfyguard_time_to_failure_seconds_sum{code="COMFYUI_OOM"} 3');
+    expect(text).toContain('comfyguard_time_to_recovery_seconds_sum 4');
+    expect(text).toContain('comfyguard_queue_wait_seconds_sum 2');
+    expect(text).toContain('comfyguard_queue_wait_seconds_count 1');
+    expect(text).toContain('comfyguard_health_check_latency_seconds_count{server="gpu"} 2');
+    expect(text).toMatch(/comfyguard_health_check_latency_seconds_sum\{server="gpu"\} 0\.12\d*/);
   });
 });

@@ -6,7 +6,9 @@ import type { Command } from 'commander';
 import { BullMqDispatcher } from '../../queue/bullmq.js';
 import { addConfigOptions, requireServers, resolveConfig, SETTINGS, type CliConfig, type SettingKey } from '../config.js';
 import { createCliLogger } from '../logger.js';
-import { redactStore, startStack, type RunningStack } from '../stack.js';
+import { ERROR_CODES } from '../../errors/codes.js';
+import { abortEverything } from '../config-file.js';
+import { redactStore, startStack, type AlertSinkConfig, type RunningStack, type StackAlertOptions } from '../stack.js';
 import { describeTally, SessionTally } from '../tally.js';
 import { withUsage } from '../usage.js';
 import { redactUrl } from '../../util/outbound.js';
@@ -15,8 +17,11 @@ const KEYS: readonly SettingKey[] = SETTINGS.map((s) => s.key);
 
 /** The guard options a resolved configuration stands for. */
 export function guardOptionsOf(cfg: Readonly<CliConfig>) {
+  const p = cfg.policy;
+  // ERROR_RECOVERY_ENABLED=false: every code aborts (classified and reported, never changed or retried).
+  const recovery = cfg.errorRecovery ? p.recovery : abortEverything(ERROR_CODES);
   return {
-    servers: requireServers(cfg),
+    servers: p.servers ?? requireServers(cfg),
     store: cfg.store,
     maxRetries: cfg.maxRetries,
     requestTimeoutMs: cfg.requestTimeoutMs,
@@ -24,11 +29,33 @@ export function guardOptionsOf(cfg: Readonly<CliConfig>) {
     jobTimeoutMs: cfg.jobTimeoutMs,
     stallTimeoutMs: cfg.stallTimeoutMs,
     healthTtlMs: cfg.healthTtlMs,
+    healthTimeoutMs: cfg.healthTimeoutMs,
+    maxRecoveryAgeMs: cfg.maxRecoveryAgeMs,
+    cleanupAfterHours: cfg.cleanupAfterHours,
+    cleanupIntervalMs: cfg.cleanupIntervalMs,
+    ...(recovery ? { recovery } : {}),
+    ...(p.classifierRules !== undefined ? { classifierRules: p.classifierRules } : {}),
+    ...(p.retry ? { retry: p.retry } : {}),
+    ...(p.breaker ? { breaker: p.breaker } : {}),
     ...(cfg.concurrency !== undefined ? { concurrency: cfg.concurrency } : {}),
     ...(cfg.webhookSecret ? { webhookSecret: cfg.webhookSecret } : {}),
     ...(cfg.queue !== 'memory'
       ? { dispatcher: bullmqFromUrl(cfg.queue, cfg.concurrency ?? 4 * requireServers(cfg).length, { lockDurationMs: cfg.queueLockMs, stalledIntervalMs: cfg.queueStalledCheckMs }) }
       : {}),
+  };
+}
+
+/** Alert sinks from the config file's `alerts` section plus the two alert URL settings. */
+export function alertOptionsOf(cfg: Readonly<CliConfig>): StackAlertOptions {
+  const a = cfg.policy.alerts ?? {};
+  const sinks: AlertSinkConfig[] = [...(a.sinks ?? [])];
+  if (cfg.alertSlackUrl) sinks.push({ type: 'slack', url: cfg.alertSlackUrl });
+  if (cfg.alertWebhookUrl) sinks.push({ type: 'webhook', url: cfg.alertWebhookUrl, ...(cfg.webhookSecret ? { secret: cfg.webhookSecret } : {}) });
+  return {
+    sinks,
+    ...(a.spikeBaselineMs ? { spikeBaselineMs: a.spikeBaselineMs } : {}),
+    ...(a.spikeFactor ? { spikeFactor: a.spikeFactor } : {}),
+    ...(a.maxPerMinute ? { maxPerMinute: a.maxPerMinute } : {}),
   };
 }
 
@@ -84,6 +111,8 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
       allowedOrigins: cfg.allowedOrigins,
       ...(cfg.analyticsFile ? { analyticsFile: cfg.analyticsFile } : {}),
       errorSpike: { threshold: cfg.errorSpikeThreshold, windowMs: cfg.errorSpikeWindowMs },
+      alerts: alertOptionsOf(cfg),
+      errorAnalytics: cfg.recoveryStatistics,
       logger,
     });
   } catch (err) {
@@ -93,7 +122,7 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
   }
   const stopping = untilSignal(logger);
   const tally = new SessionTally(stack.guard);
-  logger.info({ url: stack.url, servers: guardOptions.servers.map(redactUrl), store: redactStore(cfg.store), queue: cfg.queue === 'memory' ? 'memory' : 'bullmq' }, 'comfyguard is serving');
+  logger.info({ url: stack.url, servers: guardOptions.servers.map((s) => redactUrl(typeof s === 'string' ? s : s.url)), store: redactStore(cfg.store), queue: cfg.queue === 'memory' ? 'memory' : 'bullmq' }, 'comfyguard is serving');
   process.stdout.write(
     `comfyguard listening on ${stack.url}\n  dashboard  ${stack.url}/\n  API docs   ${stack.url}/docs\n  ComfyUI    ${stack.service.comfyUrl ?? `${stack.url}/comfy`}\n${cfg.metrics ? `  metrics    ${stack.url}/metrics\n` : ''}`,
   );

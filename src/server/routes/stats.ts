@@ -1,10 +1,12 @@
 /**
  * `GET /api/stats` (the guard's totals) and `GET /api/stats/detailed` (plus per-strategy,
- * per-server and over-time figures computed from the jobs of a time window).
+ * per-server and over-time figures computed from the jobs of a time window). Both carry `analytics`:
+ * error analytics kept incrementally from the guard's event stream.
  */
 import type { z } from 'zod';
 import type { Guard, ServerHealthView } from '../../jobs/guard-api.js';
 import type { JobRecord } from '../../jobs/types.js';
+import { createErrorAnalytics } from '../../telemetry/error-analytics.js';
 import type { ServiceContext, ZodApp } from '../context.js';
 import { iso } from '../job-view.js';
 import { DetailedStatsQuerySchema, DetailedStatsSchema, errorResponses, StatsSchema } from '../schemas.js';
@@ -68,6 +70,9 @@ export function overTime(jobs: JobRecord[], now: number, hours: number): { bucke
 /** Registers the stats routes. */
 export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
   const { guard } = ctx;
+  // Follows the event stream from registration on; each request reads counters, never scans the store.
+  const analytics = ctx.errorAnalytics ? createErrorAnalytics(guard, { clock: ctx.clock }) : null;
+  if (analytics) app.addHook('onClose', async () => analytics.close());
 
   app.get(
     '/api/stats',
@@ -78,7 +83,7 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
         response: { 200: StatsSchema, ...errorResponses(401, 503) },
       },
     },
-    async () => guard.stats(),
+    async () => ({ ...(await guard.stats()), ...(analytics ? { analytics: analytics.snapshot() } : {}) }),
   );
 
   app.get(
@@ -99,6 +104,7 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
       const time = overTime(window.jobs, now, hours);
       return {
         ...stats,
+        ...(analytics ? { analytics: analytics.snapshot() } : {}),
         byServer: byServer(window.jobs, servers),
         overTime: time.buckets,
         window: { hours, bucketMinutes: time.bucketMinutes, sampledJobs: window.jobs.length, truncated: window.truncated },
