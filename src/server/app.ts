@@ -19,7 +19,7 @@ import { installBrowserSafety, type BrowserSafetyOptions } from './browser-safet
 import { registerComfyCompat } from './comfy/routes.js';
 import type { MetaStore } from './comfy/registry.js';
 import type { UploadStore } from './comfy/uploads.js';
-import { withZod, type ServiceContext } from './context.js';
+import { withZod, type ServiceContext, type ServiceLimits } from './context.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerDashboard } from './routes/dashboard.js';
 import { registerDocsUi, registerOpenApi } from './routes/docs.js';
@@ -78,17 +78,10 @@ export interface AppOptions {
   errorAnalytics?: boolean;
 }
 
+export type { ServiceLimits } from './context.js';
+
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
 
-/** The request, connection and size bounds the service runs with. */
-export interface ServiceLimits {
-  maxBodyDepth: number;
-  maxWorkflowNodes: number;
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  idleTimeoutMs: number;
-  maxConnections: number;
-}
 
 function packageVersion(): string {
   try {

@@ -7,7 +7,6 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Guard } from '../jobs/guard-api.js';
 import type { Clock } from '../util/clock.js';
 import type { OutboundPolicy } from '../util/outbound.js';
-import type { ServiceLimits } from './app.js';
 
 /** The Fastify instance with the zod type provider, as route modules see it. */
 export type ZodApp = ReturnType<typeof withZod>;
@@ -15,6 +14,16 @@ export type ZodApp = ReturnType<typeof withZod>;
 /** Narrows a Fastify instance to the zod type provider (types only; no runtime change). */
 export function withZod(app: FastifyInstance) {
   return app.withTypeProvider<ZodTypeProvider>();
+}
+
+/** The request, connection and size bounds the service runs with. */
+export interface ServiceLimits {
+  maxBodyDepth: number;
+  maxWorkflowNodes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
 }
 
 export interface ServiceContext {
