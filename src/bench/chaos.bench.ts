@@ -6,32 +6,19 @@
  * errors fail, jobs lost, prompts executed needlessly twice, extra executions per recovered job and
  * GPU-seconds wasted. `npm run bench -- chaos` or `comfyguard chaos`; BENCH_CHAOS_JOBS sets the size.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../sim/index.js';
 import { SEED_RECOVERY_TARGETS } from '../telemetry/error-analytics.js';
 import { round, type BenchResult } from './harness.js';
+import { api, freePort, startServe } from './serve-process.js';
 
 const TERMINAL = ['completed', 'failed', 'timed_out', 'cancelled'];
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const CHECKPOINT = 'v1-5-pruned-emaonly.ckpt';
 
 type Kind = 'normal' | 'model_missing' | 'permanent';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 function workflow(i: number, kind: Kind): Record<string, { class_type: string; inputs: Record<string, unknown> }> {
   if (kind === 'permanent') {
@@ -50,26 +37,6 @@ function workflow(i: number, kind: Kind): Record<string, { class_type: string; i
     '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
     '9': { class_type: 'SaveImage', inputs: { filename_prefix: `chaos-${i}`, images: ['8', 0] } },
   };
-}
-
-function startServe(port: number, args: string[]): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [MAIN, 'serve', '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening on')) resolve(p);
-    });
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('exit', (code) => reject(new Error(`serve on ${port} exited ${code} before listening: ${err.slice(-800)}`)));
-  });
-}
-
-async function api<T>(url: string, path: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(`${url}${path}`, { ...init, headers: { 'content-type': 'application/json', ...(init?.headers ?? {}) } });
-  if (!res.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: HTTP ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
 }
 
 interface AttemptView {

@@ -6,32 +6,18 @@
  *
  * Needs PostgreSQL (COMFYGUARD_BENCH_PG_URL) and Redis (COMFYGUARD_BENCH_REDIS_URL) and a build.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../sim/index.js';
 import { percentile, round, type BenchResult } from './harness.js';
+import { api, freePort, startServe } from './serve-process.js';
 
 const JOBS = Number(process.env.BENCH_CLUSTER_JOBS ?? 60);
 const PG_URL = process.env.COMFYGUARD_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.COMFYGUARD_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TERMINAL = ['completed', 'failed', 'timed_out', 'cancelled'];
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 function workflow(i: number): Record<string, { class_type: string; inputs: Record<string, unknown> }> {
   return {
@@ -49,27 +35,6 @@ interface Instance {
   port: number;
   proc: ChildProcess | null;
   url: string;
-}
-
-function startServe(port: number, args: string[]): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [MAIN, 'serve', '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
-    let out = '';
-    let err = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening on')) resolve(p);
-    };
-    p.stdout.on('data', onData);
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('exit', (code) => reject(new Error(`serve on ${port} exited ${code} before listening: ${err.slice(-800)}`)));
-  });
-}
-
-async function api<T>(url: string, path: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(`${url}${path}`, { ...init, headers: { 'content-type': 'application/json', ...(init?.headers ?? {}) } });
-  if (!res.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: HTTP ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
 }
 
 interface JobView {
