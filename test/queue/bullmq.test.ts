@@ -1,53 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { JobHandler } from '../../src/queue/contract.js';
 import { BullMqDispatcher, DispatcherUnavailableError, toBullPriority, type BullMqDispatcherOptions } from '../../src/queue/bullmq.js';
+import { Gate } from './dispatcher-contract.js';
 import { deleteQueueKeys, REDIS_URL, requireRedis, TEST_PREFIX, uniqueQueueName } from './redis.js';
 
 /** Bounded waits on conditions: generous, since CI may be a busy 2-core box. */
 const POLL = { timeout: 30_000, interval: 20 };
-
-/** A handler whose jobs block until the test releases them. */
-class Gate {
-  readonly started: string[] = [];
-  readonly finished: string[] = [];
-  readonly signals = new Map<string, AbortSignal>();
-  active = 0;
-  maxActive = 0;
-  #release = new Map<string, () => void>();
-  hold = true;
-
-  readonly handler: JobHandler = async (id, signal) => {
-    this.started.push(id);
-    this.signals.set(id, signal);
-    this.active++;
-    this.maxActive = Math.max(this.maxActive, this.active);
-    try {
-      if (this.hold) {
-        await new Promise<void>((resolve) => {
-          this.#release.set(id, resolve);
-          signal.addEventListener('abort', () => resolve(), { once: true });
-        });
-      }
-      this.finished.push(id);
-    } finally {
-      this.active--;
-    }
-  };
-
-  release(id: string): void {
-    const r = this.#release.get(id);
-    if (!r) throw new Error(`job ${id} is not running`);
-    this.#release.delete(id);
-    r();
-  }
-
-  releaseAll(): void {
-    this.hold = false;
-    for (const id of [...this.#release.keys()]) this.release(id);
-  }
-}
 
 describe('BullMqDispatcher (real Redis)', () => {
   beforeAll(requireRedis);

@@ -14,6 +14,8 @@ const POLL = { timeout: 30_000, interval: 10 };
 export class Gate {
   readonly started: string[] = [];
   readonly finished: string[] = [];
+  /** Each run's abort signal, by job id. */
+  readonly signals = new Map<string, AbortSignal>();
   active = 0;
   maxActive = 0;
   hold = true;
@@ -23,6 +25,7 @@ export class Gate {
 
   readonly handler: JobHandler = async (id, signal) => {
     this.started.push(id);
+    this.signals.set(id, signal);
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
     try {
