@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { GuardEvent } from '../../jobs/guard-api.js';
-import type { TimerHandle } from '../../util/clock.js';
+import { openSse } from '../sse.js';
 import { consoleFeed, type ControlChange } from '../console-feed.js';
 import type { ServiceContext, ZodApp } from '../context.js';
 import { summarizeJob, type JobSummary } from '../job-summary.js';
@@ -54,55 +54,25 @@ export function registerEventStreamRoute(app: ZodApp, ctx: ServiceContext): void
       },
     },
     async (req, reply) => {
-      const ac = new AbortController();
-      ctx.streams.add(ac);
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      let seq = 0;
-      const send = (data: StreamPayload) => {
-        if (res.writableEnded || res.destroyed) return;
-        // A reader that stopped reading is cut off rather than buffered without bound.
-        if (res.writableLength > MAX_BUFFERED_BYTES) {
-          ac.abort();
-          return;
-        }
-        res.write(`id: ${++seq}\nevent: ${data.type}\ndata: ${JSON.stringify(data)}\n\n`);
-      };
-      let heartbeat: TimerHandle | null = null;
-      const beat = () => {
-        if (res.writableEnded) return;
-        res.write(': heartbeat\n\n');
-        heartbeat = ctx.clock.setTimeout(beat, ctx.sseHeartbeatMs);
-      };
-      heartbeat = ctx.clock.setTimeout(beat, ctx.sseHeartbeatMs);
-
+      const sse = openSse(req, reply, ctx, { maxBufferedBytes: MAX_BUFFERED_BYTES });
       const offGuard = ctx.guard.onEvent((e) => {
         try {
           const p = streamPayload(e);
-          if (p) send(p);
+          if (p) sse.send(p.type, p);
         } catch (err) {
           req.log.warn({ err }, 'event stream: an event could not be sent');
         }
       });
-      const offControl = feed.onControl((c) => send({ ...c, at: iso(c.at) }));
-      send({ type: 'hello', paused: ctx.guard.isPaused(), at: iso(ctx.clock.now()) });
+      const offControl = feed.onControl((c) => sse.send(c.type, { ...c, at: iso(c.at) }));
+      sse.send('hello', { type: 'hello', paused: ctx.guard.isPaused(), at: iso(ctx.clock.now()) });
 
       await new Promise<void>((resolve) => {
-        if (ac.signal.aborted) return resolve();
-        ac.signal.addEventListener('abort', () => resolve(), { once: true });
-        res.on('close', () => ac.abort());
+        if (sse.signal.aborted) return resolve();
+        sse.signal.addEventListener('abort', () => resolve(), { once: true });
       });
       offGuard();
       offControl();
-      if (heartbeat !== null) ctx.clock.clearTimeout(heartbeat);
-      ctx.streams.delete(ac);
-      if (!res.writableEnded) res.end();
+      sse.close();
     },
   );
 }

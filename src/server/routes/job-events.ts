@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { AttemptOutcome, ComfyExecutionMessage, JobEvent } from '../../jobs/guard-api.js';
 import type { JobStatus, StrategyName } from '../../jobs/types.js';
-import type { TimerHandle } from '../../util/clock.js';
+import { openSse } from '../sse.js';
 import { ApiError } from '../api-error.js';
 import type { ServiceContext, ZodApp } from '../context.js';
 import { iso, toJobView, type JobView, type RecoveryStepView } from '../job-view.js';
@@ -106,50 +106,20 @@ export function registerJobEventRoutes(app: ZodApp, ctx: ServiceContext): void {
       const job = await ctx.guard.get(id);
       if (!job) throw new ApiError(404, 'NOT_FOUND', `no job with id ${id}`, { field: 'id' });
 
-      const ac = new AbortController();
-      ctx.streams.add(ac);
-      reply.hijack();
-      // A stream is quiet between heartbeats: the service's idle timeout is not for it.
-      req.raw.socket?.setTimeout(0);
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      const onClose = () => ac.abort();
-      res.on('close', onClose);
-
-      let heartbeat: TimerHandle | null = null;
-      const beat = () => {
-        if (res.writableEnded) return;
-        res.write(': heartbeat\n\n');
-        heartbeat = ctx.clock.setTimeout(beat, ctx.sseHeartbeatMs);
-      };
-      heartbeat = ctx.clock.setTimeout(beat, ctx.sseHeartbeatMs);
-
-      let seq = 0;
-      const send = (event: string, data: unknown) => {
-        if (res.writableEnded || res.destroyed) return;
-        res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      };
+      const sse = openSse(req, reply, ctx);
       try {
-        for await (const e of ctx.guard.progress(id, { signal: ac.signal })) {
+        for await (const e of ctx.guard.progress(id, { signal: sse.signal })) {
           const payload = eventPayload(e);
-          if (payload) send(e.type, payload);
+          if (payload) sse.send(e.type, payload);
         }
       } catch (err) {
         // A closed connection is how a client says goodbye; anything else the client should hear about.
-        if (!ac.signal.aborted) {
+        if (!sse.signal.aborted) {
           req.log.warn({ err, jobId: id }, 'job event stream failed');
-          send('error', { code: 'INTERNAL', message: 'the event stream failed; read the job with GET /api/jobs/:id' });
+          sse.send('error', { code: 'INTERNAL', message: 'the event stream failed; read the job with GET /api/jobs/:id' });
         }
       } finally {
-        if (heartbeat !== null) ctx.clock.clearTimeout(heartbeat);
-        res.off('close', onClose);
-        ctx.streams.delete(ac);
-        if (!res.writableEnded) res.end();
+        sse.close();
       }
     },
   );
