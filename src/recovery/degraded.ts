@@ -88,7 +88,7 @@ export function computeDegraded(
 export function degradedForJob(job: JobRecord, finalAttempt: AttemptRecord): Degraded | null {
   const step = [...job.recoveryHistory].reverse().find((s) => s.promptId === finalAttempt.promptId) ?? [...job.recoveryHistory].reverse().find((s) => s.changes.length > 0);
   const level = job.degraded && 'level' in job.degraded && job.degraded.level !== undefined ? (job.degraded as LevelDegraded) : null;
-  const reason = step ? `${step.code}: ${step.message}` : level ? `the pool's degradation level ${level.level} scaled the job (factor ${level.factor})` : 'the workflow that ran differs from the request';
+  const reason = step ? (step.message.startsWith(step.code) ? step.message : `${step.code}: ${step.message}`) : level ? `the pool's degradation level ${level.level} scaled the job (factor ${level.factor})` : 'the workflow that ran differs from the request';
   return computeDegraded({ workflow: job.workflow, params: job.params }, finalAttempt.workflow, {
     reason,
     ...(level ? { level: level.level, factor: level.factor } : {}),
