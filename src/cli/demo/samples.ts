@@ -56,12 +56,12 @@ export function sampleJob(i: number): SampleJob {
     },
     {
       name: 'sdxl-landscape',
-      expect: 'completes; SDXL does not fit the 6 GiB GPU, so there it runs out of memory and fails over',
+      expect: 'completes; SDXL is predicted not to fit the 6 GiB GPU, so it is routed to the 24 GiB one from the start',
       workflow: txt2img({ ckpt: SDXL, width: 1024, height: 1024, batch: 1, steps: 25, seed, prompt: 'misty fjord at dawn, wide angle' }),
     },
     {
       name: 'sdxl-batch8',
-      expect: 'needs the 24 GiB GPU: runs there, or on the 6 GiB one runs out of memory, frees VRAM and fails over',
+      expect: 'needs the 24 GiB GPU: routed there from the start, every image kept',
       workflow: txt2img({ ckpt: SDXL, width: 1024, height: 1024, batch: 8, steps: 20, seed, prompt: 'product shots of a ceramic teapot' }),
       options: { maxRetries: 8 },
     },
@@ -73,7 +73,7 @@ export function sampleJob(i: number): SampleJob {
     },
     {
       name: 'sd15-batch8-large',
-      expect: 'too big for the 6 GiB GPU: there it runs out of memory, frees VRAM, then fails over to the 24 GiB one',
+      expect: 'too big for the 6 GiB GPU: routed to the 24 GiB one from the start, every image kept',
       workflow: txt2img({ ckpt: SD15, width: 1024, height: 1024, batch: 8, steps: 15, seed, prompt: 'isometric city blocks, pastel' }),
       options: { maxRetries: 8 },
     },
