@@ -149,10 +149,10 @@ describe('the attempt runner (fake clock, scripted server)', () => {
     const { result } = start();
     await vi.advanceTimersByTimeAsync(10);
     feed.connected = false;
-    feed.send({ kind: 'connection', connected: false, reconnected: false });
+    feed.send({ kind: 'connection', connected: false });
     server.done();
     feed.connected = true;
-    feed.send({ kind: 'connection', connected: true, reconnected: true });
+    feed.send({ kind: 'connection', connected: true });
     await vi.advanceTimersByTimeAsync(10);
     expect(await result).toMatchObject({ kind: 'completed' });
   });

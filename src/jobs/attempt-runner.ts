@@ -246,7 +246,7 @@ class AttemptRun {
     if (this.#finished) return;
     const s = this.#s;
     if (e.kind === 'connection') {
-      if (e.connected && e.reconnected && (this.#submitted || s.reattach)) void this.#reconcile('reconnect');
+      if (e.connected && (this.#submitted || s.reattach)) void this.#reconcile('reconnect');
       return;
     }
     if (e.kind === 'queue') {

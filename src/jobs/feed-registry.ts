@@ -102,13 +102,13 @@ class StreamFeed implements ServerFeed {
         this.#settleReady(true);
         // Every open reconciles, the first too: a prompt submitted while the socket was still opening
         // (or before comfyguard restarted) may have run meanwhile, and ComfyUI replays nothing.
-        this.#all({ kind: 'connection', connected: true, reconnected: true });
+        this.#all({ kind: 'connection', connected: true });
         return;
       }
       case 'close':
         if (this.#connected) {
           this.#connected = false;
-          this.#all({ kind: 'connection', connected: false, reconnected: false });
+          this.#all({ kind: 'connection', connected: false });
         }
         return;
       case 'reconnecting':

@@ -1,6 +1,6 @@
 /**
  * Progress updates reach subscribers at most once per interval per job, except the first and the
- * last, which always go out at once. Coalesces to the newest value; `onFlush` runs per emitted event.
+ * last, which always go out at once. Coalesces to the newest value.
  */
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { JobEvent } from './guard-api.js';
@@ -9,7 +9,7 @@ type ProgressEvent = Extract<JobEvent, { type: 'progress' }>;
 
 interface Slot {
   last: number;
-  pending: { e: ProgressEvent; onFlush?: () => void } | null;
+  pending: ProgressEvent | null;
   timer: TimerHandle | null;
   lastValue: number;
 }
@@ -24,7 +24,7 @@ export class ProgressThrottle {
   ) {}
 
   /** Offers a progress event; `final` (100 %) bypasses the throttle. Values never go backwards per attempt. */
-  push(e: ProgressEvent, final: boolean, onFlush?: () => void): void {
+  push(e: ProgressEvent, final: boolean): void {
     let slot = this.#slots.get(e.jobId);
     if (!slot) {
       slot = { last: -Infinity, pending: null, timer: null, lastValue: -1 };
@@ -33,10 +33,10 @@ export class ProgressThrottle {
     const now = this.clock.now();
     if (final || now - slot.last >= this.intervalMs) {
       this.#clear(slot);
-      this.#send(slot, { e, ...(onFlush ? { onFlush } : {}) });
+      this.#send(slot, e);
       return;
     }
-    slot.pending = { e, ...(onFlush ? { onFlush } : {}) };
+    slot.pending = e;
     if (!slot.timer) {
       const s = slot;
       slot.timer = this.clock.setTimeout(() => {
@@ -60,13 +60,12 @@ export class ProgressThrottle {
     this.#slots.clear();
   }
 
-  #send(slot: Slot, p: { e: ProgressEvent; onFlush?: () => void }): void {
+  #send(slot: Slot, e: ProgressEvent): void {
     slot.pending = null;
     slot.last = this.clock.now();
-    if (p.e.progress === slot.lastValue) return;
-    slot.lastValue = p.e.progress;
-    this.emit(p.e);
-    p.onFlush?.();
+    if (e.progress === slot.lastValue) return;
+    slot.lastValue = e.progress;
+    this.emit(e);
   }
 
   #clear(slot: Slot): void {

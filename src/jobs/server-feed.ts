@@ -11,8 +11,8 @@ export type FeedEvent =
   | { kind: 'message'; message: WsMessage }
   /** A preview of the prompt executing on this socket (type 4 names it; type 1 is attributed to the executing prompt). */
   | { kind: 'preview'; frame: PreviewFrame }
-  /** The socket dropped (`connected: false`) or came back (`reconnected: true`): reconcile. */
-  | { kind: 'connection'; connected: boolean; reconnected: boolean }
+  /** The socket dropped (`connected: false`) or opened (`true`; every open, the first too): reconcile. */
+  | { kind: 'connection'; connected: boolean }
   /** A `status` broadcast: the queue moved; `shrank` when fewer prompts remain than before (one ended). */
   | { kind: 'queue'; queueRemaining: number; shrank: boolean };
 
