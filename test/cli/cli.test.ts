@@ -347,13 +347,15 @@ describe('comfyguard serve', () => {
 });
 
 describe('comfyguard demo', () => {
-  it('demo --once --jobs 3 runs the jobs, checks its URL answers and exits 0', async () => {
-    const r = await runCli(['demo', '--once', '--jobs', '3', '--port', '0', '--interval', '50', '--step-ms', '2', '--faults', ''], { timeoutMs: 120_000 });
+  it('demo --once --jobs 4 runs the jobs, checks its URL answers, warns of a changed result and exits 0', async () => {
+    const r = await runCli(['demo', '--once', '--jobs', '4', '--port', '0', '--interval', '50', '--step-ms', '2', '--faults', ''], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/comfyguard demo is running at http:\/\/127\.0\.0\.1:\d+/);
-    expect(r.stdout.match(/^#\d .* submitted/gm)).toHaveLength(3);
-    expect(r.stdout).toMatch(/demo finished: 3 job\(s\) done; GET \S+\/api\/health -> 200/);
-    expect(r.stdout).toMatch(/^summary: 3 jobs finished: 3 completed/m);
+    expect(r.stdout.match(/^#\d .* submitted/gm)).toHaveLength(4);
+    expect(r.stdout).toMatch(/demo finished: 4 job\(s\) done; GET \S+\/api\/health -> 200/);
+    expect(r.stdout).toMatch(/^summary: 4 jobs finished: 4 completed/m);
+    // The missing checkpoint completes on the fallback model, and the line says so.
+    expect(r.stdout).toMatch(/#4 sd15-missing-model: completed .*\n {4}warning: the result differs from the request: node 4 ckpt_name "dreamshaper_8\.safetensors" -> "v1-5-pruned-emaonly\.ckpt"\n/);
   });
 
   it('with faults, tells one readable line per event: no JSON, stack traces or HTML on either stream', async () => {

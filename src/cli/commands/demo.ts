@@ -11,7 +11,7 @@ import { startSimulator, type Simulator } from '../../sim/index.js';
 import { addConfigOptions, resolveConfig, type SettingKey } from '../config.js';
 import { sampleJob } from '../demo/samples.js';
 import { createCliLogger } from '../logger.js';
-import { attemptOrdinal, describeChanges } from '../run/render.js';
+import { attemptOrdinal, degradedWarning, describeChanges } from '../run/render.js';
 import { startStack, type RunningStack } from '../stack.js';
 import { describeTally, SessionTally } from '../tally.js';
 import { UsageError, withUsage } from '../usage.js';
@@ -184,7 +184,8 @@ export function summarize(job: JobRecord): string {
   const steps = job.recoveryHistory.length;
   const recovered = job.status === 'completed' && steps > 0 ? ` (recovered in ${steps} step${steps === 1 ? '' : 's'}: ${job.recoveryHistory.map((s) => s.strategy).join(', ')})` : '';
   const err = job.status !== 'completed' && job.error ? `: ${job.error.code}: ${oneLine(job.error.message)}` : '';
-  return `${head}${recovered}${err}`;
+  const warning = job.status === 'completed' ? degradedWarning(job, { reason: false }) : null;
+  return `${head}${recovered}${err}${warning ? `\n    ${warning}` : ''}`;
 }
 
 function oneLine(s: string): string {

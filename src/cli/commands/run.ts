@@ -14,7 +14,7 @@ import type { JobRecord, OutputRef } from '../../jobs/types.js';
 import { addConfigOptions, parseDuration, requireServers, resolveConfig, type SettingKey } from '../config.js';
 import { createCliLogger } from '../logger.js';
 import { parseParams, readWorkflowFile } from '../run/input.js';
-import { attemptOrdinal, ProgressView, recoveryStory } from '../run/render.js';
+import { attemptOrdinal, degradedWarning, ProgressView, recoveryStory } from '../run/render.js';
 import { UsageError, withUsage } from '../usage.js';
 
 const KEYS: readonly SettingKey[] = ['servers', 'maxRetries', 'requestTimeoutMs', 'generationTimeoutMs', 'jobTimeoutMs', 'stallTimeoutMs', 'logLevel', 'logFormat'];
@@ -112,12 +112,8 @@ function report(job: JobRecord, saved: string[]): void {
     out(`recovery (${story.length} step${story.length === 1 ? '' : 's'}):`);
     for (const line of story) out(line);
   }
-  if (job.degraded) {
-    const d = job.degraded;
-    const changes = 'changes' in d && d.changes ? d.changes.map((c) => `node ${c.node} ${c.input} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ') : '';
-    const level = d.level !== undefined ? `degradation level ${d.level}, factor ${d.factor}` : '';
-    out(`warning: the result differs from the request: ${[changes, level, 'reason' in d ? d.reason : ''].filter(Boolean).join('; ')}`);
-  }
+  const warning = degradedWarning(job);
+  if (warning) out(warning);
   if (job.status === 'completed') {
     const server = job.attempts.at(-1)?.server;
     out(`completed in ${secs.toFixed(1)} s after ${job.attempts.length} attempt${job.attempts.length === 1 ? '' : 's'}${server ? ` on ${server}` : ''} (job ${job.id})`);

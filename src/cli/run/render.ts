@@ -165,6 +165,15 @@ function outcome(job: JobRecord, s: RecoveryStep): string {
 }
 
 /** ": node 5 EmptyLatentImage.batch_size 4 -> 2, …" or "" without changes. */
+/** The warning line of a result that differs from the request, or null when it does not. */
+export function degradedWarning(job: Pick<JobRecord, 'degraded'>, opts: { reason?: boolean } = {}): string | null {
+  const d = job.degraded;
+  if (!d) return null;
+  const changes = 'changes' in d && d.changes ? d.changes.map((c) => `node ${c.node} ${c.input} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ') : '';
+  const level = d.level !== undefined ? `degradation level ${d.level}, factor ${d.factor}` : '';
+  return `warning: the result differs from the request: ${[changes, level, opts.reason !== false && 'reason' in d ? d.reason : ''].filter(Boolean).join('; ')}`;
+}
+
 export function describeChanges(changes: readonly InputChange[]): string {
   if (changes.length === 0) return '';
   return `: ${changes.map((c) => `node ${c.nodeId} ${c.classType}.${c.input} ${short(c.from)} -> ${short(c.to)}`).join(', ')}`;
