@@ -8,7 +8,6 @@ import type { Logger as PinoLogger } from 'pino';
 import { createGuard } from '../jobs/guard.js';
 import type { AnalyticsSink, Guard } from '../jobs/guard-api.js';
 import type { GuardOptions } from '../jobs/options.js';
-import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { assertExposureAllowed, startService, UploadStore, type RunningService } from '../server/index.js';
 import type { JobStore } from '../store/contract.js';
@@ -17,6 +16,7 @@ import { createAlertManager, createSlackAlertSink, createWebhookAlertSink, guard
 import { createJsonLinesSink, createLoggerSink, type ClosableSink } from '../telemetry/analytics.js';
 import { createMetrics, type GuardMetrics } from '../telemetry/metrics.js';
 import { attachWebhooks, createWebhookNotifier } from '../telemetry/webhook.js';
+import { makeFolder, NotAFolderError } from '../util/make-folder.js';
 import type { OutboundPolicy } from '../util/outbound.js';
 
 export interface StackOptions {
@@ -240,30 +240,13 @@ export function prepareSqliteFolder(store: string): void {
   if (storeKind(store) !== 'sqlite') return;
   const path = sqlitePath(store);
   if (path === ':memory:' || path.startsWith('file:')) return;
-  const missing: string[] = [];
-  let dir = dirname(path);
-  for (;;) {
-    let isDir: boolean | null;
-    try {
-      isDir = statSync(dir).isDirectory();
-    } catch {
-      isDir = null;
-    }
-    if (isDir === true) break;
-    if (isDir === false) throw new StackStartError(`store ${store}: ${dir} is not a folder`);
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    missing.unshift(dir);
-    dir = parent;
-  }
-  for (const d of missing) {
-    try {
-      mkdirSync(d);
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (code === 'EEXIST') continue;
-      throw new StackStartError(`store ${store}: cannot create the folder ${d}${typeof code === 'string' ? ` (${code})` : ''}; pass --store sqlite:<a writable path>`, { cause: err });
-    }
+  try {
+    makeFolder(dirname(path));
+  } catch (err) {
+    if (err instanceof NotAFolderError) throw new StackStartError(`store ${store}: ${err.path} is not a folder`);
+    const code = (err as { code?: unknown; path?: unknown }).code;
+    const at = (err as { path?: unknown }).path;
+    throw new StackStartError(`store ${store}: cannot create the folder ${typeof at === 'string' ? at : dirname(path)}${typeof code === 'string' ? ` (${code})` : ''}; pass --store sqlite:<a writable path>`, { cause: err });
   }
 }
 

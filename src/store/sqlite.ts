@@ -4,11 +4,11 @@
  * promise resolves. Read-modify-write operations run in BEGIN IMMEDIATE transactions so two
  * processes sharing the file cannot lose each other's updates.
  */
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { isTerminal, TERMINAL_STATUSES, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { makeFolder } from '../util/make-folder.js';
 import { checkJob } from './codec.js';
 import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedPage } from './contract.js';
 import { countsFromCounters, statsFromCounters } from './counters.js';
@@ -86,7 +86,7 @@ export class SqliteStore implements JobStore {
     const { path } = this.#opts;
     let db: Database.Database | undefined;
     try {
-      if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
+      if (path !== ':memory:' && !path.startsWith('file:')) makeFolder(dirname(path));
       db = new Database(path, { timeout: this.#opts.busyTimeoutMs });
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.#opts.synchronous}`);

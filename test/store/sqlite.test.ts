@@ -125,4 +125,9 @@ describe('SqliteStore specifics', () => {
     const bad = new SqliteStore({ path: join(blocker, 'jobs.db') });
     await expect(bad.init()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining(blocker) });
   });
+
+  it('fails init with STORE_UNAVAILABLE at once for a folder under /proc (a recursive mkdir never returns there on Node 20)', async () => {
+    const bad = new SqliteStore({ path: '/proc/comfyguard-test/x/jobs.db' });
+    await expect(bad.init()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining('/proc/comfyguard-test') });
+  });
 });
