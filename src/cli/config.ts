@@ -33,6 +33,7 @@ export interface CliConfig {
   comfyPort: number | undefined;
   apiKey: string | undefined;
   maxRetries: number;
+  oomRetries: number;
   queue: string;
   concurrency: number | undefined;
   queueLockMs: number;
@@ -231,6 +232,7 @@ export const SETTINGS = [
   setting({ key: 'comfyPort', flag: '--comfy-port <n>', env: 'COMFYGUARD_COMFY_PORT', help: 'also serve the ComfyUI API at the root of this port (/ws, /prompt, /api/...), for clients that cannot use the /comfy prefix', default: undefined, defaultText: '(off)', parse: integer(0, 65_535) }),
   setting({ key: 'apiKey', flag: '--api-key <key>', env: 'COMFYGUARD_API_KEY', help: 'require "Authorization: Bearer <key>" on the API', default: undefined, defaultText: '(none)', parse: optionalText, secret: true }),
   setting({ key: 'maxRetries', flag: '--max-retries <n>', env: 'MAX_RETRY_ATTEMPTS', help: 'retries after the first attempt of a job', default: 3, parse: integer(0, 100) }),
+  setting({ key: 'oomRetries', flag: '--oom-retries <n>', env: 'COMFYGUARD_OOM_RETRIES', help: 'recovery decisions for out-of-memory failures (planned with the memory model), apart from --max-retries', default: 2, parse: integer(0, 100) }),
   setting({ key: 'concurrency', flag: '--concurrency <n>', env: 'COMFYGUARD_CONCURRENCY', help: 'jobs run at once by this process (with a shared queue too)', default: undefined, defaultText: '4 per server', parse: integer(1, 10_000) }),
   setting({ key: 'queueLockMs', flag: '--queue-lock <ms>', env: 'COMFYGUARD_QUEUE_LOCK_MS', help: "BullMQ: a worker's lock on a running job; a dead instance's jobs run elsewhere after it", default: 30_000, parse: parseDuration }),
   setting({ key: 'queueStalledCheckMs', flag: '--queue-stalled-check <ms>', env: 'COMFYGUARD_QUEUE_STALLED_CHECK_MS', help: 'BullMQ: how often workers look for jobs of dead instances', default: 15_000, parse: parseDuration }),

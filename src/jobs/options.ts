@@ -136,6 +136,12 @@ function positive(name: string, v: number | undefined, dflt: number, { allowZero
   return v;
 }
 
+function integerIn(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < min || v > max) throw new GuardConfigError(`\`${name}\` must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 /** Merges defaults, validates, freezes. */
 export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
   if (!o || !Array.isArray(o.servers) || o.servers.length === 0) {
@@ -170,7 +176,7 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
     dispatcher: o.dispatcher,
     concurrency: positive('concurrency', o.concurrency, 4 * servers.length),
     maxRetries,
-    oomRetries: positive('oomRetries', o.oomRetries, 2, { allowZero: true }),
+    oomRetries: integerIn('oomRetries', o.oomRetries, 2, 0, 100),
     retry: o.retry ?? {},
     breaker: o.breaker ?? {},
     requestTimeoutMs: positive('requestTimeoutMs', o.requestTimeoutMs, 30_000),

@@ -48,6 +48,7 @@ const FULL = {
   healthTtlMs: 10_000,
   healthTimeoutMs: 1_500,
   maxRecoveryAgeMs: 120_000,
+  oomRetries: 1,
   cleanupAfterHours: 12,
   cleanupIntervalMs: 600_000,
   alerts: { sinks: [{ type: 'slack', url: 'https://hooks.slack.example/T/B/X' }], spikeFactor: 4, maxPerMinute: 5 },
@@ -62,8 +63,14 @@ describe('the config file covers every policy', () => {
     expect(g.classifierRules).toEqual(FULL.classifierRules);
     expect(g.retry).toEqual(FULL.retry);
     expect(g.breaker).toEqual(FULL.breaker);
-    expect(g).toMatchObject({ healthTtlMs: 10_000, healthTimeoutMs: 1_500, maxRecoveryAgeMs: 120_000, cleanupAfterHours: 12, cleanupIntervalMs: 600_000 });
+    expect(g).toMatchObject({ healthTtlMs: 10_000, healthTimeoutMs: 1_500, maxRecoveryAgeMs: 120_000, oomRetries: 1, cleanupAfterHours: 12, cleanupIntervalMs: 600_000 });
     expect(alertOptionsOf(cfg)).toEqual({ sinks: [{ type: 'slack', url: 'https://hooks.slack.example/T/B/X' }], spikeFactor: 4, maxPerMinute: 5 });
+  });
+
+  it('the OOM budget comes from COMFYGUARD_OOM_RETRIES or --oom-retries over the file, and a bad value names its source', () => {
+    expect(resolveConfig({ flags: flags(['--config', file({ oomRetries: 1 })]), env: { COMFYGUARD_OOM_RETRIES: '0' }, keys: ALL }).oomRetries).toBe(0);
+    expect(guardOptionsOf(resolveConfig({ flags: flags(['--server', 'http://a:8188', '--oom-retries', '4']), env: { COMFYGUARD_OOM_RETRIES: '0' }, keys: ALL })).oomRetries).toBe(4);
+    expect(() => resolveConfig({ flags: {}, env: { COMFYGUARD_OOM_RETRIES: 'lots' }, keys: ALL })).toThrow(/^environment variable COMFYGUARD_OOM_RETRIES: expected an integer from 0 to 100/);
   });
 
   it('servers from the environment replace the file servers and their tags', () => {
@@ -80,6 +87,7 @@ describe('the config file covers every policy', () => {
     [{ alerts: { sinks: [{ type: 'pager', url: 'https://x.example' }] } }, /^config file key "alerts\.sinks\.0\.type": /],
     [{ classifierRules: { rules: [{ id: 'x', code: 'NOPE', when: { message: ['a'] } }] } }, /^config file key "classifierRules": rules\[0\] \("x"\): code/],
     [{ cleanupAfterHours: -1 }, /^config file key "cleanupAfterHours": expected a positive number/],
+    [{ oomRetries: 1.5 }, /^config file key "oomRetries": expected an integer from 0 to 100/],
     [{ retries: 3 }, /^config file key "retries": unknown setting/],
   ])('refuses %j at start naming the bad key', (body, message) => {
     const run = () => resolveConfig({ flags: flags(['--config', file(body)]), env: {}, keys: ALL });

@@ -24,6 +24,7 @@ export function guardOptionsOf(cfg: Readonly<CliConfig>) {
     servers: p.servers ?? requireServers(cfg),
     store: cfg.store,
     maxRetries: cfg.maxRetries,
+    oomRetries: cfg.oomRetries,
     requestTimeoutMs: cfg.requestTimeoutMs,
     generationTimeoutMs: cfg.generationTimeoutMs,
     jobTimeoutMs: cfg.jobTimeoutMs,
