@@ -4,6 +4,7 @@
  */
 import type { ApiWorkflow } from '../comfy/types.js';
 import type { JobQuery, JobPage } from '../store/contract.js';
+import type { ErrorAnalyticsSnapshot } from './error-analytics.js';
 import type { GuardEvent, JobEvent } from './events.js';
 import type { JobOptions, JobParams, JobRecord, JobStatus } from './types.js';
 
@@ -60,6 +61,11 @@ export interface GuardStats {
   failuresByCode: Record<string, number>;
   byStrategy: Record<string, { succeeded: number; failed: number; pending: number }>;
   degradation: DegradationLevel;
+  /**
+   * Error analytics of the events this process saw since it started (kept incrementally, no store
+   * scan); absent when the guard's `errorAnalytics` option is false (RECOVERY_STATISTICS_ENABLED=false).
+   */
+  analytics?: ErrorAnalyticsSnapshot;
 }
 
 export interface Guard {
@@ -84,6 +90,7 @@ export interface Guard {
   isPaused(): boolean;
   /** Takes a server out of rotation (`on: false` puts it back); its running prompts finish. */
   drain(server: string, on?: boolean): void;
+  /** The store's all-time totals, plus this process's error analytics (unless `errorAnalytics: false`). */
   stats(): Promise<GuardStats>;
   /** Health of every server (cached health checks). */
   servers(): Promise<ServerHealthView[]>;

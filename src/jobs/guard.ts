@@ -28,6 +28,7 @@ import { isStoreError } from '../store/errors.js';
 import { openStore } from '../store/open.js';
 import type { TimerHandle } from '../util/clock.js';
 import { analyticsListener } from './analytics-feed.js';
+import { createErrorAnalytics, type ErrorAnalytics } from './error-analytics.js';
 import { abortReason } from './attempt-runner.js';
 import { EventBus, type GuardEvent, type JobEvent } from './events.js';
 import { FeedRegistry } from './feed-registry.js';
@@ -74,6 +75,7 @@ class GuardImpl implements Guard {
   readonly #throttle: ProgressThrottle;
   readonly #driver: JobDriver;
   readonly #ownsStore: boolean;
+  readonly #errorAnalytics: ErrorAnalytics | null;
   #store!: JobStore;
   readonly #running = new Map<string, AbortController>();
   readonly #cancelRequested = new Set<string>();
@@ -106,6 +108,8 @@ class GuardImpl implements Guard {
     this.#throttle = new ProgressThrottle(o.clock, o.progressThrottleMs, (e) => this.#bus.emit(e));
     this.#pool.onEvent((change) => this.#bus.emit({ type: 'pool', change, at: o.clock.now() }));
     this.#bus.on(analyticsListener(o.analytics, o.logger));
+    // Subscribed before anything runs, so the figures cover every job of this process.
+    this.#errorAnalytics = o.errorAnalytics ? createErrorAnalytics(this, { clock: o.clock }) : null;
     const blocks = new StoreBlockList(() => this.#store, o.clock);
     const picker = new ServerPicker({ pool: this.#pool, clock: o.clock, blocks, drained: this.#drained, delayMs: (n) => this.#retry.delayMs(n) });
     const rules = o.classifierRules === undefined ? undefined : compileRules(o.classifierRules);
@@ -323,7 +327,8 @@ class GuardImpl implements Guard {
   }
 
   async stats(): Promise<GuardStats> {
-    return guardStatsFrom(await this.#store.stats(), this.#pool.degradation().level);
+    const stats = guardStatsFrom(await this.#store.stats(), this.#pool.degradation().level);
+    return this.#errorAnalytics ? { ...stats, analytics: this.#errorAnalytics.snapshot() } : stats;
   }
 
   async servers(): Promise<ServerHealthView[]> {

@@ -68,6 +68,8 @@ export interface GuardOptions {
   /** Extra classifier rules (see README "Errors"). */
   classifierRules?: unknown;
   analytics?: AnalyticsSink | AnalyticsSink[];
+  /** Keep error analytics from the event stream for `stats().analytics` (RECOVERY_STATISTICS_ENABLED). @default true */
+  errorAnalytics?: boolean;
   /** Builds the download URL of an output. @default `/api/outputs/<server>/<type>/<filename>?subfolder=` */
   outputUrl?: (server: string, file: { filename: string; subfolder: string; type: string }) => string;
   /** HMAC secret for webhook signatures. */
@@ -194,6 +196,7 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
     recovery: o.recovery ?? {},
     classifierRules: o.classifierRules,
     analytics,
+    errorAnalytics: o.errorAnalytics ?? true,
     outputUrl:
       o.outputUrl ??
       ((server, f) =>

@@ -234,7 +234,7 @@ const counts = z.record(z.string(), z.number());
 const strategyOutcome = z.object({ succeeded: z.number(), failed: z.number(), pending: z.number() });
 
 const nullableMs = z.number().nullable();
-/** What `createErrorAnalytics().snapshot()` returns (src/telemetry/error-analytics.ts). */
+/** What `createErrorAnalytics().snapshot()` returns (src/jobs/error-analytics.ts); `guard.stats().analytics`. */
 export const ErrorAnalyticsSchema = z
   .object({
     since: isoTime(),

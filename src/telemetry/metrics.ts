@@ -8,7 +8,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DegradationLevel, Guard, JobEvent, ServerHealthView } from '../jobs/guard-api.js';
 import type { GuardEvent } from '../jobs/events.js';
-import { categoryOf } from './error-analytics.js';
+import { categoryOf } from '../errors/severity.js';
 import { isTerminal, JOB_STATUSES, type JobRecord } from '../jobs/types.js';
 
 /** What metrics need of a guard: events and the cheap read-only views. */
