@@ -5,6 +5,7 @@
 import type { ComfyApi } from '../comfy/api.js';
 import type { ApiWorkflow } from '../comfy/types.js';
 import type { ServerConfig } from '../pool/config.js';
+import type { OutputDeleter } from '../pool/output-deleter.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import type { JobStore } from '../store/contract.js';
@@ -61,6 +62,14 @@ export interface GuardOptions {
   cleanupAfterHours?: number;
   /** 0 disables the cleanup timer. @default 3_600_000 */
   cleanupIntervalMs?: number;
+  /**
+   * Cleanup also deletes the output files of the jobs it deletes, where the server allows it (see
+   * each server's `outputDelete`; ComfyUI itself has no delete API), and reports per file what it
+   * could not delete. @default false
+   */
+  cleanupOutputs?: boolean;
+  /** Deletes output files for `cleanupOutputs`. @default each server's `outputDelete` route over its REST client */
+  outputDeleter?: OutputDeleter;
   /** Progress updates to subscribers at most this often (first and last always). @default 1_000 */
   progressThrottleMs?: number;
   /** Global recovery overrides per code. */
@@ -102,7 +111,7 @@ export interface PrepareAttemptContext {
 
 export type ResolvedGuardOptions = Readonly<
   Required<
-    Omit<GuardOptions, 'store' | 'dispatcher' | 'concurrency' | 'recovery' | 'classifierRules' | 'analytics' | 'webhookSecret' | 'servers' | 'retry' | 'breaker' | 'prepareAttempt' | 'instanceId'>
+    Omit<GuardOptions, 'store' | 'dispatcher' | 'concurrency' | 'recovery' | 'classifierRules' | 'analytics' | 'webhookSecret' | 'servers' | 'retry' | 'breaker' | 'prepareAttempt' | 'instanceId' | 'outputDeleter'>
   > & {
     servers: ServerOption[];
     store: JobStore | string;
@@ -114,6 +123,7 @@ export type ResolvedGuardOptions = Readonly<
     webhookSecret: string | undefined;
     prepareAttempt: GuardOptions['prepareAttempt'];
     instanceId: string | undefined;
+    outputDeleter: OutputDeleter | undefined;
     retry: NonNullable<GuardOptions['retry']>;
     breaker: NonNullable<GuardOptions['breaker']>;
   }
@@ -192,6 +202,8 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
     maxRecoveryAgeMs: positive('maxRecoveryAgeMs', o.maxRecoveryAgeMs, 600_000),
     cleanupAfterHours: positive('cleanupAfterHours', o.cleanupAfterHours, 24),
     cleanupIntervalMs: positive('cleanupIntervalMs', o.cleanupIntervalMs, 3_600_000, { allowZero: true }),
+    cleanupOutputs: o.cleanupOutputs ?? false,
+    outputDeleter: o.outputDeleter,
     progressThrottleMs: positive('progressThrottleMs', o.progressThrottleMs, 1_000, { allowZero: true }),
     recovery: o.recovery ?? {},
     classifierRules: o.classifierRules,
