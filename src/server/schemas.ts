@@ -226,7 +226,7 @@ const CleanupFileSchema = z.object({
   filename: z.string(),
   subfolder: z.string(),
   type: z.string(),
-  result: z.enum(['deleted', 'cannot', 'failed']).describe('cannot: the server offers no way to delete it; failed: the request failed or the server is unreachable'),
+  result: z.enum(['deleted', 'cannot', 'failed', 'kept']).describe('cannot: the server offers no way to delete it; failed: the request failed or the server is unreachable; kept: a job that stays still lists the file (ComfyUI served it from its cache)'),
   reason: z.string().optional().describe('Why it was not deleted'),
 });
 
@@ -238,6 +238,7 @@ export const CleanupResponseSchema = z.object({
       deleted: z.number().int(),
       cannot: z.number().int(),
       failed: z.number().int(),
+      kept: z.number().int(),
       unreadRecords: z.number().int().describe('Unreadable records deleted without their files'),
       jobs: z.array(z.object({ id: z.string(), files: z.array(CleanupFileSchema) })).describe('Each deleted job that had outputs, with what became of each file (at most 1000 jobs)'),
       moreJobs: z.number().int().describe('Deleted jobs with outputs beyond those listed'),
