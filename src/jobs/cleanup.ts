@@ -7,7 +7,6 @@
 import { messageOf } from '../comfy/transport.js';
 import type { OutputDeleter, OutputFile, OutputFileResult } from '../pool/output-deleter.js';
 import type { JobStore } from '../store/contract.js';
-import type { Logger } from './options.js';
 import { TERMINAL_STATUSES, type JobRecord } from './types.js';
 
 /**
@@ -137,7 +136,7 @@ function addJobs(report: OutputCleanupReport, jobs: Array<Pick<JobRecord, 'id' |
 }
 
 /** One line per run, plus one per job (the first hundred) saying what became of its files. */
-export function logCleanup(logger: Logger, r: CleanupReport): void {
+export function logCleanup(logger: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void }, r: CleanupReport): void {
   const o = r.outputs;
   if (!o) {
     if (r.deleted > 0) logger.info({ deleted: r.deleted, olderThanHours: r.olderThanHours }, `cleanup: deleted ${r.deleted} jobs that ended over ${r.olderThanHours} h ago`);

@@ -73,6 +73,21 @@ describe('the config file covers every policy', () => {
     expect(() => resolveConfig({ flags: {}, env: { COMFYGUARD_OOM_RETRIES: 'lots' }, keys: ALL })).toThrow(/^environment variable COMFYGUARD_OOM_RETRIES: expected an integer from 0 to 100/);
   });
 
+  it('output cleanup: --cleanup-outputs turns it on, and --output-delete is the route of every server that names none', () => {
+    const cfg = resolveConfig({
+      flags: flags(['--config', file({ servers: [{ url: 'http://a:8188', outputDelete: 'image-browsing' }, { url: 'http://b:8188' }] }), '--cleanup-outputs', 'true']),
+      env: { COMFYGUARD_OUTPUT_DELETE: 'DELETE /my-node/delete?filename={filename}' },
+      keys: ALL,
+    });
+    const g = guardOptionsOf(cfg);
+    expect(g.cleanupOutputs).toBe(true);
+    expect(g.servers).toEqual([
+      { url: 'http://a:8188', outputDelete: 'image-browsing' },
+      { url: 'http://b:8188', outputDelete: 'DELETE /my-node/delete?filename={filename}' },
+    ]);
+    expect(guardOptionsOf(resolveConfig({ flags: flags(['--server', 'http://c:8188', '--output-delete', 'image-browsing']), env: {}, keys: ALL })).servers).toEqual([{ url: 'http://c:8188', outputDelete: 'image-browsing' }]);
+  });
+
   it('servers from the environment replace the file servers and their tags', () => {
     const cfg = resolveConfig({ flags: flags(['--config', file(FULL)]), env: { COMFYUI_URL: 'http://other:8188' }, keys: ALL });
     expect(guardOptionsOf(cfg).servers).toEqual(['http://other:8188']);
@@ -88,6 +103,8 @@ describe('the config file covers every policy', () => {
     [{ classifierRules: { rules: [{ id: 'x', code: 'NOPE', when: { message: ['a'] } }] } }, /^config file key "classifierRules": rules\[0\] \("x"\): code/],
     [{ cleanupAfterHours: -1 }, /^config file key "cleanupAfterHours": expected a positive number/],
     [{ oomRetries: 1.5 }, /^config file key "oomRetries": expected an integer from 0 to 100/],
+    [{ servers: [{ url: 'http://a:8188', outputDelete: 'PATCH /x?f={filename}' }] }, /^config file key "servers\.0\.outputDelete": expected "none", "image-browsing" or a route/],
+    [{ outputDelete: '/delete?f={filename}&n={name}' }, /^config file key "outputDelete": the route .* has an unknown placeholder \{name\}/],
     [{ retries: 3 }, /^config file key "retries": unknown setting/],
   ])('refuses %j at start naming the bad key', (body, message) => {
     const run = () => resolveConfig({ flags: flags(['--config', file(body)]), env: {}, keys: ALL });
