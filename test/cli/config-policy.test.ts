@@ -164,6 +164,23 @@ describe('serve with --config: a recovery policy and a classifier rule take effe
     }, `job ${id} to end`);
   }
 
+  it.each([
+    ['by default', {}, true],
+    ['not with RECOVERY_STATISTICS_ENABLED=false', { RECOVERY_STATISTICS_ENABLED: 'false' }, false],
+  ])('an OOM shows in the error analytics of /api/stats and guard.stats() %s', async (_when, env, shown) => {
+    await runOne({ recovery: { COMFYUI_OOM: ['abort'] } }, env);
+    const http = (await (await fetch(`${stack!.url}/api/stats`)).json()) as { totalJobs: number; analytics?: { byCode: Record<string, number> } };
+    const lib = await stack!.guard.stats();
+    expect(http.totalJobs).toBe(1);
+    if (shown) {
+      expect(http.analytics?.byCode).toEqual({ COMFYUI_OOM: 1 });
+      expect(lib.analytics?.byCode).toEqual({ COMFYUI_OOM: 1 });
+    } else {
+      expect(http).not.toHaveProperty('analytics');
+      expect(lib).not.toHaveProperty('analytics');
+    }
+  });
+
   it('without a policy the OOM is retried with changes before the job fails (the baseline the next tests differ from)', async () => {
     const job = await runOne({});
     expect(job.status).toBe('failed');
