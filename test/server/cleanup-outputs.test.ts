@@ -21,6 +21,11 @@ const clock: Clock = { now: () => Date.now() + skew, setTimeout: systemClock.set
 const sims: Record<'browsing' | 'template' | 'stock' | 'gone', Simulator> = {} as never;
 let guard: Guard;
 let server: TestServer;
+const logged: Array<{ level: 'info' | 'warn'; msg: string }> = [];
+const note = (level: 'info' | 'warn') => (_o: object, msg?: string) => void logged.push({ level, msg: msg ?? '' });
+const logger = { info: note('info'), warn: note('warn'), error: () => undefined, debug: () => undefined };
+/** The last cleanup summary logged (sockets to a stopped simulator log too, at any time). */
+const lastSummary = () => logged.filter((l) => l.msg.startsWith('cleanup: deleted')).at(-1);
 
 beforeAll(async () => {
   sims.browsing = await startSimulator({ name: 'browsing', stepMs: 1, deleteRoutes: true });
@@ -38,6 +43,7 @@ beforeAll(async () => {
     clock,
     cleanupOutputs: true,
     cleanupIntervalMs: 0,
+    logger,
     progressThrottleMs: 0,
   });
   server = await listen({ guard, dashboard: false });
@@ -114,6 +120,8 @@ describe('DELETE /api/jobs with output cleanup', () => {
     ]);
     expect(await onServer(sims.stock, job.outputs[0]!)).toBe(true);
     expect(await recordExists(job.id)).toBe(false);
+    expect(logged).toContainEqual({ level: 'info', msg: expect.stringMatching(new RegExp(`^cleanup: job ${job.id}: 1 cannot on stock \\(ComfyUI has no API to delete files`)) });
+    expect(lastSummary()).toEqual({ level: 'info', msg: expect.stringMatching(/^cleanup: deleted 1 jobs that ended over 1 h ago; output files: 0 deleted, 1 cannot be deleted, 0 failed/) });
   });
 
   it('reports the files of an unreachable server as failed and still deletes the record', async () => {
@@ -123,6 +131,7 @@ describe('DELETE /api/jobs with output cleanup', () => {
     expect(report).toMatchObject({ deleted: 1, outputs: { deleted: 0, cannot: 0, failed: 1 } });
     expect(report.outputs!.jobs[0]).toEqual({ id: job.id, files: [expect.objectContaining({ server: 'gone', result: 'failed', reason: expect.stringContaining('gone is unreachable') })] });
     expect(await recordExists(job.id)).toBe(false);
+    expect(lastSummary()).toEqual({ level: 'warn', msg: expect.stringContaining('output files: 0 deleted, 0 cannot be deleted, 1 failed') });
   });
 
   it('never touches the files of a job whose record it keeps (not old enough)', async () => {
