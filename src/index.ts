@@ -3,7 +3,7 @@
  * the CLI may use is listed here.
  */
 export type * from './comfy/types.js';
-export type { ComfyApi, ComfyClientOptions, CallOptions, SubmitOptions, ComfySocketEvent } from './comfy/api.js';
+export type { ComfyApi, ComfyClientOptions, CallOptions, SubmitOptions, ComfySocketEvent, RouteRequest, RouteResponse } from './comfy/api.js';
 export { ComfyRequestError, parsePromptValidation } from './comfy/errors.js';
 export type { ComfyRequestErrorKind, PromptValidation } from './comfy/errors.js';
 export { ComfyClient, ComfySocket, ComfyEventStream, decodeBinaryFrame, parseWsText, outcomeFromHistory, isTerminalWsMessage } from './comfy/index.js';
@@ -28,7 +28,11 @@ export { GuardConfigError } from './jobs/options.js';
 export type { GuardOptions, ServerOption, Logger } from './jobs/options.js';
 export { InProcessDispatcher } from './queue/in-process.js';
 export type { Dispatcher, JobHandler } from './queue/contract.js';
-export { ServerPool } from './pool/index.js';
+export { ServerPool, PoolOutputDeleter, parseOutputDeleteRoute } from './pool/index.js';
+export type { OutputDeleter, OutputDeleteRoute, OutputFile, OutputFileResult, PoolOutputDeleterOptions } from './pool/index.js';
+export type { CleanupReport, OutputCleanupReport, CleanupFileResult } from './jobs/cleanup.js';
+export { createErrorAnalytics } from './jobs/error-analytics.js';
+export type { ErrorAnalytics, ErrorAnalyticsOptions, ErrorAnalyticsSnapshot } from './jobs/error-analytics.js';
 export { compileRetryPolicy, ServerBreaker, HealthChecker, DEFAULT_TIMEOUTS } from './resilience/index.js';
 export type { RetryOptions, RetryPolicy, BreakerOptions, BreakerState, HealthResult } from './resilience/index.js';
 export { classify, toComfyGuardError, ComfyGuardError, isComfyGuardError, compileRules, ClassifierRules, ClassifierRulesError, DEFAULT_RULES, ERROR_CODES, ERROR_CATEGORIES, ERROR_REGISTRY, isErrorCode } from './errors/index.js';

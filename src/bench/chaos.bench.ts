@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../sim/index.js';
-import { SEED_RECOVERY_TARGETS } from '../telemetry/error-analytics.js';
+import { SEED_RECOVERY_TARGETS } from '../errors/severity.js';
 import { round, type BenchResult } from './harness.js';
 import { api, freePort, startServe } from './serve-process.js';
 

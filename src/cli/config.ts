@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parseOutputDeleteRoute } from '../pool/output-deleter.js';
 import { parsePolicySections, PolicySectionError, POLICY_SECTION_KEYS, type PolicySections } from './config-file.js';
 
 /** A value that could not be used; `source` is the flag, environment variable or file key at fault. */
@@ -33,6 +34,7 @@ export interface CliConfig {
   comfyPort: number | undefined;
   apiKey: string | undefined;
   maxRetries: number;
+  oomRetries: number;
   queue: string;
   concurrency: number | undefined;
   queueLockMs: number;
@@ -56,6 +58,8 @@ export interface CliConfig {
   maxRecoveryAgeMs: number;
   cleanupAfterHours: number;
   cleanupIntervalMs: number;
+  cleanupOutputs: boolean;
+  outputDelete: string | undefined;
   errorRecovery: boolean;
   recoveryStatistics: boolean;
   alertSlackUrl: string | undefined;
@@ -199,6 +203,16 @@ function webhookAllow(raw: unknown, source: string): Array<'loopback' | 'private
   return list as Array<'loopback' | 'private'>;
 }
 
+function outputDeleteRoute(raw: unknown, source: string): string {
+  const s = text(raw, source);
+  try {
+    parseOutputDeleteRoute(s);
+  } catch (err) {
+    throw new ConfigError(source, err instanceof Error ? err.message : String(err));
+  }
+  return s;
+}
+
 function logLevel(raw: unknown, source: string): LogLevel {
   const s = text(raw, source).toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(s)) throw new ConfigError(source, `expected one of ${LOG_LEVELS.join(', ')}, got ${show(raw)}`);
@@ -231,6 +245,7 @@ export const SETTINGS = [
   setting({ key: 'comfyPort', flag: '--comfy-port <n>', env: 'COMFYGUARD_COMFY_PORT', help: 'also serve the ComfyUI API at the root of this port (/ws, /prompt, /api/...), for clients that cannot use the /comfy prefix', default: undefined, defaultText: '(off)', parse: integer(0, 65_535) }),
   setting({ key: 'apiKey', flag: '--api-key <key>', env: 'COMFYGUARD_API_KEY', help: 'require "Authorization: Bearer <key>" on the API', default: undefined, defaultText: '(none)', parse: optionalText, secret: true }),
   setting({ key: 'maxRetries', flag: '--max-retries <n>', env: 'MAX_RETRY_ATTEMPTS', help: 'retries after the first attempt of a job', default: 3, parse: integer(0, 100) }),
+  setting({ key: 'oomRetries', flag: '--oom-retries <n>', env: 'COMFYGUARD_OOM_RETRIES', help: 'recovery decisions for out-of-memory failures (planned with the memory model), apart from --max-retries', default: 2, parse: integer(0, 100) }),
   setting({ key: 'concurrency', flag: '--concurrency <n>', env: 'COMFYGUARD_CONCURRENCY', help: 'jobs run at once by this process (with a shared queue too)', default: undefined, defaultText: '4 per server', parse: integer(1, 10_000) }),
   setting({ key: 'queueLockMs', flag: '--queue-lock <ms>', env: 'COMFYGUARD_QUEUE_LOCK_MS', help: "BullMQ: a worker's lock on a running job; a dead instance's jobs run elsewhere after it", default: 30_000, parse: parseDuration }),
   setting({ key: 'queueStalledCheckMs', flag: '--queue-stalled-check <ms>', env: 'COMFYGUARD_QUEUE_STALLED_CHECK_MS', help: 'BullMQ: how often workers look for jobs of dead instances', default: 15_000, parse: parseDuration }),
@@ -253,6 +268,8 @@ export const SETTINGS = [
   setting({ key: 'maxRecoveryAgeMs', flag: '--max-recovery-age <ms>', env: 'MAX_RECOVERY_AGE_MS', help: 'after a restart, jobs older than this whose prompt is unknown fail instead of resubmitting', default: 600_000, parse: parseDuration }),
   setting({ key: 'cleanupAfterHours', flag: '--cleanup-after-hours <h>', env: 'COMFYGUARD_CLEANUP_AFTER_HOURS', aliases: ['CHECKPOINT_RETENTION_HOURS'], help: 'terminal jobs older than this are deleted', default: 24, parse: positiveNumber }),
   setting({ key: 'cleanupIntervalMs', flag: '--cleanup-interval <ms>', env: 'COMFYGUARD_CLEANUP_INTERVAL_MS', help: 'how often old jobs are deleted (0 = never)', default: 3_600_000, parse: durationOrOff }),
+  setting({ key: 'cleanupOutputs', flag: '--cleanup-outputs <bool>', env: 'COMFYGUARD_CLEANUP_OUTPUTS', help: "cleanup also deletes the deleted jobs' output files where the server allows it (see --output-delete) and reports what it could not delete", default: false, parse: bool }),
+  setting({ key: 'outputDelete', flag: '--output-delete <route>', env: 'COMFYGUARD_OUTPUT_DELETE', help: 'how servers delete output files (ComfyUI has no API for it): image-browsing (the ComfyUI-Image-Browsing custom node) or "DELETE /route?filename={filename}&subfolder={subfolder}&type={type}"; a server in the config file may set its own', default: undefined, defaultText: '(none: reported as cannot)', parse: outputDeleteRoute }),
   setting({ key: 'errorRecovery', flag: '--error-recovery <bool>', env: 'ERROR_RECOVERY_ENABLED', help: 'false: classify and report errors, never change or retry a job', default: true, parse: bool }),
   setting({ key: 'recoveryStatistics', flag: '--recovery-statistics <bool>', env: 'RECOVERY_STATISTICS_ENABLED', help: 'false: no error analytics in /api/stats', default: true, parse: bool }),
   setting({ key: 'alertSlackUrl', flag: '--alert-slack-url <url>', env: 'COMFYGUARD_ALERT_SLACK_URL', help: 'Slack-compatible incoming webhook for alerts', default: undefined, defaultText: '(log only)', parse: optionalHttpUrl, secret: true }),

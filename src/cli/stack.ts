@@ -172,6 +172,8 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
       store,
       ...(instanceId ? { instanceId } : {}),
       analytics: sinks,
+      // RECOVERY_STATISTICS_ENABLED=false: no analytics in guard.stats() either, not only in the routes.
+      ...(o.errorAnalytics === false ? { errorAnalytics: false } : {}),
       logger: o.logger.child({ component: 'guard' }),
       prepareAttempt: async (c) => {
         await uploads.deliver(c);

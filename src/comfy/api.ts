@@ -64,7 +64,28 @@ export interface ComfyApi {
   getPromptStatus(opts?: CallOptions): Promise<{ exec_info: { queue_remaining: number } }>;
   view(file: { filename: string; subfolder?: string; type?: string }, opts?: CallOptions): Promise<{ contentType: string; data: Uint8Array }>;
   uploadImage(file: { name: string; data: Uint8Array; contentType?: string }, params?: { type?: string; subfolder?: string; overwrite?: boolean }, opts?: CallOptions): Promise<UploadResult>;
+  /**
+   * A request to a route ComfyUI itself does not have (a custom node's, e.g. one that deletes
+   * output files), with the server's headers and timeout; a non-2xx answer throws `kind: 'http'`.
+   */
+  send(request: RouteRequest, opts?: CallOptions): Promise<RouteResponse>;
   close(): Promise<void>;
+}
+
+/** A request to a custom route: `path` may carry a query string. */
+export interface RouteRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  /** Sent as `application/json`. */
+  json?: unknown;
+}
+
+/** A custom route's answer (2xx only). */
+export interface RouteResponse {
+  status: number;
+  contentType: string;
+  /** The body as text, cut at 64 KiB. */
+  text: string;
 }
 
 /** Events of a ComfyUI WebSocket connection. */

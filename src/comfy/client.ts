@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
 import type { z } from 'zod';
-import type { CallOptions, ComfyApi, ComfyClientOptions, SubmitOptions } from './api.js';
+import type { CallOptions, ComfyApi, ComfyClientOptions, RouteRequest, RouteResponse, SubmitOptions } from './api.js';
 import { ComfyRequestError, parsePromptValidation } from './errors.js';
 import {
   describeIssues,
@@ -42,7 +42,7 @@ export interface ComfyClientInit extends ComfyClientOptions {
 type Expect = 'json' | 'empty' | 'bytes';
 
 interface CallSpec {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   query?: Record<string, string | number | undefined>;
   json?: unknown;
@@ -244,6 +244,13 @@ export class ComfyClient implements ComfyApi {
       { method: 'POST', path: '/upload/image', body: form.body, contentType: form.contentType, expect: 'json', opts },
       uploadResultSchema,
     );
+  }
+
+  /** A custom route (not ComfyUI's own API): the answer's status and text; non-2xx throws `kind: 'http'`. */
+  async send(req: RouteRequest, opts?: CallOptions): Promise<RouteResponse> {
+    if (!req.path.startsWith('/')) throw new TypeError(`ComfyClient.send: path must start with "/", got ${JSON.stringify(req.path)}`);
+    const res = await this.#call({ method: req.method, path: req.path, ...(req.json !== undefined ? { json: req.json } : {}), expect: 'bytes', opts });
+    return { status: res.status, contentType: res.contentType, text: truncate(res.data.toString('utf8')) };
   }
 
   /** Aborts in-flight calls (kind `aborted`) and closes the keep-alive sockets. Idempotent. */

@@ -3,7 +3,7 @@
  * reconnecting stream, frame decoding, schemas, outcome reading, feature gating and graph helpers.
  */
 export type * from './types.js';
-export type { CallOptions, ComfyApi, ComfyClientOptions, ComfySocketEvent, SubmitOptions } from './api.js';
+export type { CallOptions, ComfyApi, ComfyClientOptions, ComfySocketEvent, RouteRequest, RouteResponse, SubmitOptions } from './api.js';
 export { ComfyRequestError, parsePromptValidation } from './errors.js';
 export type { ComfyRequestErrorInit, ComfyRequestErrorKind, PromptValidation } from './errors.js';
 export { ComfyClient } from './client.js';

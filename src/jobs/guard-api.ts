@@ -4,6 +4,8 @@
  */
 import type { ApiWorkflow } from '../comfy/types.js';
 import type { JobQuery, JobPage } from '../store/contract.js';
+import type { CleanupReport } from './cleanup.js';
+import type { ErrorAnalyticsSnapshot } from './error-analytics.js';
 import type { GuardEvent, JobEvent } from './events.js';
 import type { JobOptions, JobParams, JobRecord, JobStatus } from './types.js';
 
@@ -60,6 +62,11 @@ export interface GuardStats {
   failuresByCode: Record<string, number>;
   byStrategy: Record<string, { succeeded: number; failed: number; pending: number }>;
   degradation: DegradationLevel;
+  /**
+   * Error analytics of the events this process saw since it started (kept incrementally, no store
+   * scan); absent when the guard's `errorAnalytics` option is false (RECOVERY_STATISTICS_ENABLED=false).
+   */
+  analytics?: ErrorAnalyticsSnapshot;
 }
 
 export interface Guard {
@@ -84,6 +91,7 @@ export interface Guard {
   isPaused(): boolean;
   /** Takes a server out of rotation (`on: false` puts it back); its running prompts finish. */
   drain(server: string, on?: boolean): void;
+  /** The store's all-time totals, plus this process's error analytics (unless `errorAnalytics: false`). */
   stats(): Promise<GuardStats>;
   /** Health of every server (cached health checks). */
   servers(): Promise<ServerHealthView[]>;
@@ -92,8 +100,11 @@ export interface Guard {
   listCorrupt(): Promise<Array<{ id: string; error: string }>>;
   /** Removes one stored job (a damaged row, typically); true when it existed. A running job is cancelled first. */
   deleteJob(id: string): Promise<boolean>;
-  /** Deletes terminal jobs older than `hours`. */
-  cleanup(olderThanHours: number): Promise<number>;
+  /**
+   * Deletes terminal jobs that ended more than `olderThanHours` ago; with `cleanupOutputs`, also
+   * their output files where the server allows it, saying per job and file what could not be deleted.
+   */
+  cleanup(olderThanHours: number): Promise<CleanupReport>;
   /** Subscribes to the whole event stream (every job's events and the pool's); returns an unsubscribe function. */
   onEvent(listener: (e: GuardEvent) => void): () => void;
   /** Downloads an output file through the server that made it. */

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { ApiWorkflow } from '../comfy/types.js';
 import { assertApiWorkflow } from '../comfy/workflow.js';
 import { compileRules } from '../errors/index.js';
-import { ServerPool } from '../pool/index.js';
+import { PoolOutputDeleter, ServerPool, type OutputDeleter } from '../pool/index.js';
 import { InProcessDispatcher } from '../queue/in-process.js';
 import type { Dispatcher } from '../queue/contract.js';
 import {
@@ -28,6 +28,8 @@ import { isStoreError } from '../store/errors.js';
 import { openStore } from '../store/open.js';
 import type { TimerHandle } from '../util/clock.js';
 import { analyticsListener } from './analytics-feed.js';
+import { cleanupWithOutputs, logCleanup, type CleanupReport } from './cleanup.js';
+import { createErrorAnalytics, type ErrorAnalytics } from './error-analytics.js';
 import { abortReason } from './attempt-runner.js';
 import { EventBus, type GuardEvent, type JobEvent } from './events.js';
 import { FeedRegistry } from './feed-registry.js';
@@ -74,6 +76,8 @@ class GuardImpl implements Guard {
   readonly #throttle: ProgressThrottle;
   readonly #driver: JobDriver;
   readonly #ownsStore: boolean;
+  readonly #errorAnalytics: ErrorAnalytics | null;
+  readonly #outputDeleter: OutputDeleter;
   #store!: JobStore;
   readonly #running = new Map<string, AbortController>();
   readonly #cancelRequested = new Set<string>();
@@ -106,6 +110,19 @@ class GuardImpl implements Guard {
     this.#throttle = new ProgressThrottle(o.clock, o.progressThrottleMs, (e) => this.#bus.emit(e));
     this.#pool.onEvent((change) => this.#bus.emit({ type: 'pool', change, at: o.clock.now() }));
     this.#bus.on(analyticsListener(o.analytics, o.logger));
+    this.#outputDeleter =
+      o.outputDeleter ??
+      new PoolOutputDeleter({
+        servers: o.servers.map((s) => ({ name: s.name!, outputDelete: s.outputDelete ?? 'none' })),
+        client: (name) => this.#pool.client(name),
+        // A server known to be down is not waited for: its files are reported at once.
+        unreachable: (name) => {
+          const s = this.#pool.state().find((x) => x.name === name);
+          return s?.readiness.state === 'unreachable' ? (s.health?.error ?? 'not answering') : null;
+        },
+      });
+    // Subscribed before anything runs, so the figures cover every job of this process.
+    this.#errorAnalytics = o.errorAnalytics ? createErrorAnalytics(this, { clock: o.clock }) : null;
     const blocks = new StoreBlockList(() => this.#store, o.clock);
     const picker = new ServerPicker({ pool: this.#pool, clock: o.clock, blocks, drained: this.#drained, delayMs: (n) => this.#retry.delayMs(n) });
     const rules = o.classifierRules === undefined ? undefined : compileRules(o.classifierRules);
@@ -323,7 +340,8 @@ class GuardImpl implements Guard {
   }
 
   async stats(): Promise<GuardStats> {
-    return guardStatsFrom(await this.#store.stats(), this.#pool.degradation().level);
+    const stats = guardStatsFrom(await this.#store.stats(), this.#pool.degradation().level);
+    return this.#errorAnalytics ? { ...stats, analytics: this.#errorAnalytics.snapshot() } : stats;
   }
 
   async servers(): Promise<ServerHealthView[]> {
@@ -359,9 +377,14 @@ class GuardImpl implements Guard {
     return this.#store.deleteJob(id);
   }
 
-  cleanup(olderThanHours: number): Promise<number> {
+  async cleanup(olderThanHours: number): Promise<CleanupReport> {
     if (!(olderThanHours >= 0)) throw new GuardError('INVALID_JOB', '`olderThanHours` must be a number >= 0', { field: 'olderThanHours' });
-    return this.#store.deleteTerminalBefore(this.#o.clock.now() - olderThanHours * 3_600_000);
+    const cutoff = this.#o.clock.now() - olderThanHours * 3_600_000;
+    const report: CleanupReport = this.#o.cleanupOutputs
+      ? { olderThanHours, ...(await cleanupWithOutputs({ store: this.#store, deleter: this.#outputDeleter, cutoff })) }
+      : { olderThanHours, deleted: await this.#store.deleteTerminalBefore(cutoff), outputs: null };
+    logCleanup(this.#o.logger, report);
+    return report;
   }
 
   onEvent(listener: (e: GuardEvent) => void): () => void {

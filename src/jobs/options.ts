@@ -5,6 +5,7 @@
 import type { ComfyApi } from '../comfy/api.js';
 import type { ApiWorkflow } from '../comfy/types.js';
 import type { ServerConfig } from '../pool/config.js';
+import type { OutputDeleter } from '../pool/output-deleter.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import type { JobStore } from '../store/contract.js';
@@ -61,6 +62,14 @@ export interface GuardOptions {
   cleanupAfterHours?: number;
   /** 0 disables the cleanup timer. @default 3_600_000 */
   cleanupIntervalMs?: number;
+  /**
+   * Cleanup also deletes the output files of the jobs it deletes, where the server allows it (see
+   * each server's `outputDelete`; ComfyUI itself has no delete API), and reports per file what it
+   * could not delete. @default false
+   */
+  cleanupOutputs?: boolean;
+  /** Deletes output files for `cleanupOutputs`. @default each server's `outputDelete` route over its REST client */
+  outputDeleter?: OutputDeleter;
   /** Progress updates to subscribers at most this often (first and last always). @default 1_000 */
   progressThrottleMs?: number;
   /** Global recovery overrides per code. */
@@ -68,6 +77,8 @@ export interface GuardOptions {
   /** Extra classifier rules (see README "Errors"). */
   classifierRules?: unknown;
   analytics?: AnalyticsSink | AnalyticsSink[];
+  /** Keep error analytics from the event stream for `stats().analytics` (RECOVERY_STATISTICS_ENABLED). @default true */
+  errorAnalytics?: boolean;
   /** Builds the download URL of an output. @default `/api/outputs/<server>/<type>/<filename>?subfolder=` */
   outputUrl?: (server: string, file: { filename: string; subfolder: string; type: string }) => string;
   /** HMAC secret for webhook signatures. */
@@ -100,7 +111,7 @@ export interface PrepareAttemptContext {
 
 export type ResolvedGuardOptions = Readonly<
   Required<
-    Omit<GuardOptions, 'store' | 'dispatcher' | 'concurrency' | 'recovery' | 'classifierRules' | 'analytics' | 'webhookSecret' | 'servers' | 'retry' | 'breaker' | 'prepareAttempt' | 'instanceId'>
+    Omit<GuardOptions, 'store' | 'dispatcher' | 'concurrency' | 'recovery' | 'classifierRules' | 'analytics' | 'webhookSecret' | 'servers' | 'retry' | 'breaker' | 'prepareAttempt' | 'instanceId' | 'outputDeleter'>
   > & {
     servers: ServerOption[];
     store: JobStore | string;
@@ -112,6 +123,7 @@ export type ResolvedGuardOptions = Readonly<
     webhookSecret: string | undefined;
     prepareAttempt: GuardOptions['prepareAttempt'];
     instanceId: string | undefined;
+    outputDeleter: OutputDeleter | undefined;
     retry: NonNullable<GuardOptions['retry']>;
     breaker: NonNullable<GuardOptions['breaker']>;
   }
@@ -133,6 +145,12 @@ function positive(name: string, v: number | undefined, dflt: number, { allowZero
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
     throw new GuardConfigError(`\`${name}\` must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${JSON.stringify(v)}`);
   }
+  return v;
+}
+
+function integerIn(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < min || v > max) throw new GuardConfigError(`\`${name}\` must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -170,7 +188,7 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
     dispatcher: o.dispatcher,
     concurrency: positive('concurrency', o.concurrency, 4 * servers.length),
     maxRetries,
-    oomRetries: positive('oomRetries', o.oomRetries, 2, { allowZero: true }),
+    oomRetries: integerIn('oomRetries', o.oomRetries, 2, 0, 100),
     retry: o.retry ?? {},
     breaker: o.breaker ?? {},
     requestTimeoutMs: positive('requestTimeoutMs', o.requestTimeoutMs, 30_000),
@@ -184,10 +202,13 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
     maxRecoveryAgeMs: positive('maxRecoveryAgeMs', o.maxRecoveryAgeMs, 600_000),
     cleanupAfterHours: positive('cleanupAfterHours', o.cleanupAfterHours, 24),
     cleanupIntervalMs: positive('cleanupIntervalMs', o.cleanupIntervalMs, 3_600_000, { allowZero: true }),
+    cleanupOutputs: o.cleanupOutputs ?? false,
+    outputDeleter: o.outputDeleter,
     progressThrottleMs: positive('progressThrottleMs', o.progressThrottleMs, 1_000, { allowZero: true }),
     recovery: o.recovery ?? {},
     classifierRules: o.classifierRules,
     analytics,
+    errorAnalytics: o.errorAnalytics ?? true,
     outputUrl:
       o.outputUrl ??
       ((server, f) =>

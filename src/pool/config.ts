@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { PolicyConfigError, configErrorFromZod } from '../resilience/config-error.js';
+import { parseOutputDeleteRoute } from './output-deleter.js';
 
 /** One ComfyUI server of the pool. */
 export interface ServerConfig {
@@ -19,6 +20,13 @@ export interface ServerConfig {
   headers?: Record<string, string>;
   /** Jobs comfyguard runs there at once; more are routed elsewhere. @default Infinity */
   maxInFlight?: number;
+  /**
+   * How output files are deleted there when cleanup removes old jobs with `cleanupOutputs`: ComfyUI
+   * has no API for it, so `'none'` reports them as "cannot"; `'image-browsing'` uses the
+   * ComfyUI-Image-Browsing custom node; `"DELETE /route?filename={filename}&subfolder={subfolder}&type={type}"`
+   * calls a route of your own once per file. @default 'none'
+   */
+  outputDelete?: string;
 }
 
 /** A server configuration with every default filled in. */
@@ -38,6 +46,16 @@ const serverSchema = z.strictObject({
   tags: z.array(z.string()).optional(),
   headers: z.record(z.string(), z.string()).optional(),
   maxInFlight: z.number().int('must be an integer').min(1, 'must be >= 1').or(z.literal(Number.POSITIVE_INFINITY)).optional(),
+  outputDelete: z
+    .string()
+    .superRefine((v, ctx) => {
+      try {
+        parseOutputDeleteRoute(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      }
+    })
+    .optional(),
 });
 
 /** Validates the server list; throws a PolicyConfigError naming e.g. `servers.1.weight`. */
@@ -66,6 +84,7 @@ export function resolveServers(servers: readonly ServerConfig[]): ResolvedServer
         tags: Object.freeze([...(s.tags ?? [])]) as string[],
         headers: Object.freeze({ ...(s.headers ?? {}) }),
         maxInFlight: s.maxInFlight ?? Number.POSITIVE_INFINITY,
+        outputDelete: s.outputDelete ?? 'none',
       }),
     );
   });

@@ -3,7 +3,7 @@
  * makes (system stats, queue depth, object_info, model lists) from plain fields, counts them, and
  * can be switched down. Job submission is not modelled: the simulator does that over real sockets.
  */
-import type { CallOptions, ComfyApi } from '../comfy/api.js';
+import type { CallOptions, ComfyApi, RouteRequest, RouteResponse } from '../comfy/api.js';
 import { ComfyRequestError } from '../comfy/errors.js';
 import type { ApiWorkflow, HistoryMap, NodeDefinition, ObjectInfo, PromptResponse, QueueState, SystemStats, UploadResult } from '../comfy/types.js';
 
@@ -120,6 +120,11 @@ export class FakeComfyApi implements ComfyApi {
   }
   uploadImage(): Promise<UploadResult> {
     return this.#unsupported('uploadImage');
+  }
+  /** No custom routes here: every one answers 404, like a ComfyUI without the custom node. */
+  async send(req: RouteRequest, opts?: CallOptions): Promise<RouteResponse> {
+    this.#count('send', opts);
+    throw new ComfyRequestError({ kind: 'http', status: 404, message: `${req.method} ${req.path}: HTTP 404 Not Found`, server: this.name, method: req.method, path: req.path });
   }
 
   #count(method: string, opts?: CallOptions): void {

@@ -11,3 +11,5 @@ export { chooseRoute, loadOf } from './routing.js';
 export type { RouteCandidate, RouteDecision } from './routing.js';
 export { DEGRADATION_LEVELS, DEGRADATION_FACTORS, degradationScore, levelForScore, nextLevel, ErrorRateWindow } from './degradation.js';
 export type { Degradation, DegradationLevel, DegradationInput } from './degradation.js';
+export { PoolOutputDeleter, parseOutputDeleteRoute } from './output-deleter.js';
+export type { OutputDeleter, OutputDeleteRoute, OutputFile, OutputFileResult, ParsedDeleteRoute, PoolOutputDeleterOptions } from './output-deleter.js';

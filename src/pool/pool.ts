@@ -45,6 +45,8 @@ export interface PoolOptions {
 export type PoolEvent =
   | { type: 'breaker'; server: string; from: BreakerState; to: BreakerState; failures: number; at: number }
   | { type: 'health'; server: string; healthy: boolean; error: string | null; at: number }
+  /** Every health probe (not only changes), with its latency (null when it failed): cheap, for metrics. */
+  | { type: 'health_check'; server: string; healthy: boolean; latencyMs: number | null; at: number }
   | { type: 'capabilities'; server: string; nodeTypes: number; models: Record<string, number>; error: string | null; at: number }
   | { type: 'degradation'; from: DegradationLevel; to: DegradationLevel; factor: number; at: number };
 
@@ -178,7 +180,13 @@ export class ServerPool {
       this.#entries.set(cfg.name, {
         cfg,
         client,
-        health: new HealthChecker({ client, clock: this.#clock, ttlMs: this.#healthTtlMs, timeoutMs: opts.healthTimeoutMs ?? DEFAULT_TIMEOUTS.healthMs }),
+        health: new HealthChecker({
+          client,
+          clock: this.#clock,
+          ttlMs: this.#healthTtlMs,
+          timeoutMs: opts.healthTimeoutMs ?? DEFAULT_TIMEOUTS.healthMs,
+          onProbe: (r) => this.#emit({ type: 'health_check', server: cfg.name, healthy: r.healthy, latencyMs: r.latencyMs, at: r.checkedAt }),
+        }),
         breaker,
         caps: null,
         capsError: null,

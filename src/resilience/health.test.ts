@@ -42,6 +42,17 @@ describe('HealthChecker', () => {
     expect(r.latencyMs).toBe(0);
   });
 
+  it('reports every probe to onProbe, failed ones too, and never a cached result', async () => {
+    const server = fakeServer();
+    const seen: Array<{ healthy: boolean; latencyMs: number | null }> = [];
+    const h = new HealthChecker({ client: server, clock: systemClock, onProbe: (r) => seen.push({ healthy: r.healthy, latencyMs: r.latencyMs }) });
+    await h.check();
+    await h.check(); // cached: no probe, no report
+    server.mode = 'down';
+    await h.check(true);
+    expect(seen).toEqual([{ healthy: true, latencyMs: 0 }, { healthy: false, latencyMs: null }]);
+  });
+
   it('reuses the result for 30 s and probes again after', async () => {
     const server = fakeServer();
     const h = new HealthChecker({ client: server, clock: systemClock });

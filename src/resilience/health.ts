@@ -34,6 +34,8 @@ export interface HealthCheckerOptions {
   ttlMs?: number;
   /** Deadline of one probe. @default 2000 */
   timeoutMs?: number;
+  /** Called with every probe's result (not with cached ones), e.g. to record its latency. */
+  onProbe?: (result: HealthResult) => void;
 }
 
 export const DEFAULT_HEALTH_TTL_MS = 30_000;
@@ -44,6 +46,7 @@ export class HealthChecker {
   readonly timeoutMs: number;
   readonly #client: HealthCheckerOptions['client'];
   readonly #clock: Clock;
+  readonly #onProbe: ((result: HealthResult) => void) | undefined;
   #last: HealthResult | null = null;
   /** Bumped by invalidate(); a result is only fresh if probed in the current generation. */
   #generation = 0;
@@ -55,6 +58,7 @@ export class HealthChecker {
     this.#clock = opts.clock ?? systemClock;
     this.ttlMs = opts.ttlMs ?? DEFAULT_HEALTH_TTL_MS;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUTS.healthMs;
+    this.#onProbe = opts.onProbe;
   }
 
   /** The last result, fresh or not (null before the first probe). */
@@ -82,6 +86,11 @@ export class HealthChecker {
         this.#lastGeneration = generation;
       } else if (this.#last === null || result.checkedAt >= this.#last.checkedAt) {
         this.#last = result;
+      }
+      try {
+        this.#onProbe?.(result);
+      } catch {
+        // An observer's bug must not turn a health result into a failure.
       }
       return result;
     });

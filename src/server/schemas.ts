@@ -221,7 +221,31 @@ export const CleanupQuerySchema = z.looseObject({
   olderThanHours: queryNumber({ min: 0, max: 24 * 365 * 10 }).default(24).describe('Delete terminal jobs that ended more than this many hours ago'),
 });
 
-export const CleanupResponseSchema = z.object({ deleted: z.number().int(), olderThanHours: z.number() });
+const CleanupFileSchema = z.object({
+  server: z.string(),
+  filename: z.string(),
+  subfolder: z.string(),
+  type: z.string(),
+  result: z.enum(['deleted', 'cannot', 'failed', 'kept']).describe('cannot: the server offers no way to delete it; failed: the request failed or the server is unreachable; kept: a job that stays still lists the file (ComfyUI served it from its cache)'),
+  reason: z.string().optional().describe('Why it was not deleted'),
+});
+
+export const CleanupResponseSchema = z.object({
+  deleted: z.number().int().describe('Job records deleted'),
+  olderThanHours: z.number(),
+  outputs: z
+    .object({
+      deleted: z.number().int(),
+      cannot: z.number().int(),
+      failed: z.number().int(),
+      kept: z.number().int(),
+      unreadRecords: z.number().int().describe('Unreadable records deleted without their files'),
+      jobs: z.array(z.object({ id: z.string(), files: z.array(CleanupFileSchema) })).describe('Each deleted job that had outputs, with what became of each file (at most 1000 jobs)'),
+      moreJobs: z.number().int().describe('Deleted jobs with outputs beyond those listed'),
+    })
+    .nullable()
+    .describe('Output files of the deleted jobs; null when output cleanup is off (--cleanup-outputs)'),
+});
 
 export const EmergencyStopResponseSchema = z.object({
   cancelled: z.number().int().describe('Jobs cancelled'),
@@ -234,7 +258,7 @@ const counts = z.record(z.string(), z.number());
 const strategyOutcome = z.object({ succeeded: z.number(), failed: z.number(), pending: z.number() });
 
 const nullableMs = z.number().nullable();
-/** What `createErrorAnalytics().snapshot()` returns (src/telemetry/error-analytics.ts). */
+/** What `createErrorAnalytics().snapshot()` returns (src/jobs/error-analytics.ts); `guard.stats().analytics`. */
 export const ErrorAnalyticsSchema = z
   .object({
     since: isoTime(),

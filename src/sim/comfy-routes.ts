@@ -16,6 +16,7 @@ import type { ResolvedOptions } from './options.js';
 import { PyError, pyContains, pyFloat, pyInt, pyStr, pyTruthy } from '../comfy/pyfmt.js';
 import type { PromptQueue } from './queue.js';
 import type { DirType, SimStorage } from './storage.js';
+import { handleDeleteRoutes } from './delete-routes.js';
 import { HandlerCrash, validatePrompt } from '../comfy/validate.js';
 
 /** The state of one simulated server process (replaced by a crash or a reset). */
@@ -320,6 +321,10 @@ export async function handleComfy(ctx: RouteContext, req: SimRequest): Promise<S
   const get = method === 'GET' || method === 'HEAD';
   const segments = path.split('/').slice(1).map((s) => decodeURIComponent(s));
   const [first, second] = segments;
+  if (ctx.opts.deleteRoutes) {
+    const deleted = handleDeleteRoutes(ctx.storage, req);
+    if (deleted) return deleted;
+  }
   try {
     if (segments.length === 1) {
       switch (`${get ? 'GET' : method} /${first}`) {

@@ -54,6 +54,12 @@ export interface SimulatorOptions {
   reconnectBug?: boolean;
   /** Request body cap (`--max-upload-size`). @default 100 MiB */
   maxUploadSize?: number;
+  /**
+   * Also serve two custom-node routes that delete output files (ComfyUI itself has none):
+   * ComfyUI-Image-Browsing's `DELETE /image-browsing/delete` and a per-file
+   * `DELETE /sim-ext/delete_output?filename=&subfolder=&type=`. @default false
+   */
+  deleteRoutes?: boolean;
   /** Time source for step delays and downtime. @default systemClock */
   clock?: Clock;
   /**
@@ -140,6 +146,7 @@ export interface ResolvedOptions {
   dataDir: string | undefined;
   reconnectBug: boolean;
   maxUploadSize: number;
+  deleteRoutes: boolean;
 }
 
 function nonNegative(v: unknown, where: string, fallback: number): number {
@@ -185,5 +192,6 @@ export function resolveOptions(opts: SimulatorOptions = {}): ResolvedOptions {
     dataDir: opts.dataDir,
     reconnectBug: opts.reconnectBug ?? true,
     maxUploadSize: nonNegative(opts.maxUploadSize, 'maxUploadSize', 100 * 2 ** 20),
+    deleteRoutes: opts.deleteRoutes ?? false,
   };
 }

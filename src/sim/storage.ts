@@ -187,6 +187,20 @@ export class SimStorage {
     return { filename: finalName, subfolder, type };
   }
 
+  /** Removes one file of a folder (the custom delete routes); `refused` for a path that leaves it. */
+  deleteFile(type: DirType, subfolder: string, filename: string): 'deleted' | 'missing' | 'refused' {
+    const base = this.dir(type);
+    const file = resolve(base, normalize(subfolder || '.'), filename);
+    if (!filename || !within(base, file) || file === base) return 'refused';
+    try {
+      if (!statSync(file).isFile()) return 'missing';
+    } catch {
+      return 'missing';
+    }
+    rmSync(file);
+    return 'deleted';
+  }
+
   /** Resolves a `/view` request like ComfyUI: a path, or the status ComfyUI answers. */
   resolveView(query: URLSearchParams): { path: string; filename: string } | { status: 400 | 403 | 404 } {
     const raw = query.get('filename');

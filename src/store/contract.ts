@@ -141,6 +141,12 @@ export interface JobStore {
   listMeta(prefix: string): Promise<Array<{ key: string; value: unknown }>>;
   /** Deletes terminal jobs whose endedAt < cutoff (ms epoch). Returns how many. */
   deleteTerminalBefore(cutoff: number): Promise<number>;
+  /**
+   * Deletes those of `ids` that are still terminal with endedAt < cutoff, each checked and deleted
+   * atomically (a job retried meanwhile is kept); returns the ids it deleted. Cleanup that also
+   * deletes output files uses it, so outputs go only with their record. At most 1000 ids a call.
+   */
+  deleteTerminal(ids: readonly string[], cutoff: number): Promise<string[]>;
   /** Cheap liveness check for health endpoints. */
   ping(): Promise<void>;
   close(): Promise<void>;

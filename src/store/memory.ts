@@ -285,6 +285,22 @@ export class MemoryStore implements JobStore {
       .map(([key, text]) => ({ key, value: JSON.parse(text) as unknown }));
   }
 
+  /** Deletes those of `ids` still terminal and ended before `cutoff`; returns them. */
+  async deleteTerminal(ids: readonly string[], cutoff: number): Promise<string[]> {
+    this.#assertOpen('deleteTerminal');
+    const wanted = new Set(ids);
+    const out: string[] = [];
+    for (const d of this.#all()) {
+      if (!d.ok || !wanted.has(d.job.id) || !isTerminal(d.job.status) || d.job.endedAt === null || d.job.endedAt >= cutoff) continue;
+      this.#count(d.job, null);
+      this.#rows.delete(d.job.id);
+      this.#version++;
+      if (d.job.idempotencyKey && this.#idempotency.get(d.job.idempotencyKey) === d.job.id) this.#idempotency.delete(d.job.idempotencyKey);
+      out.push(d.job.id);
+    }
+    return out;
+  }
+
   /** Deletes terminal jobs that ended before `cutoff`. */
   async deleteTerminalBefore(cutoff: number): Promise<number> {
     this.#assertOpen('deleteTerminalBefore');

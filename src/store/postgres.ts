@@ -400,6 +400,15 @@ export class PostgresStore implements JobStore {
     });
   }
 
+  /** Deletes those of `ids` still terminal and ended before `cutoff`; returns them. */
+  async deleteTerminal(ids: readonly string[], cutoff: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return this.#withRetry('deleteTerminal', undefined, async () => {
+      const r = await this.#q(`DELETE FROM ${this.#s}.jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[]) AND ended_at < $3 RETURNING id`, [[...ids], TERMINAL, cutoff]);
+      return (r.rows as Array<{ id: string }>).map((x) => x.id);
+    });
+  }
+
   /** Deletes terminal jobs that ended before `cutoff`. */
   async deleteTerminalBefore(cutoff: number): Promise<number> {
     return this.#withRetry('deleteTerminalBefore', undefined, async () => {

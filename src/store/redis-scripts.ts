@@ -127,13 +127,13 @@ return 'ok'
 
 /**
  * Deletes terminal jobs that ended before a cutoff and drops index entries of jobs already gone
- * (expired by their TTL). ARGV: prefix, cutoff, ids... Returns how many job hashes it deleted.
+ * (expired by their TTL). ARGV: prefix, cutoff, ids... Returns the ids of the job hashes it deleted.
  */
 export const DELETE_LUA = `
 ${TERMINAL_LUA}
 ${CONTRIB_LUA}
 local prefix, cutoff = ARGV[1], tonumber(ARGV[2])
-local n = 0
+local deleted = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local k = prefix .. 'job:' .. id
@@ -142,7 +142,7 @@ for i = 3, #ARGV do
   local gone = not status
   if status and terminal[status] and ended and ended < cutoff then
     redis.call('DEL', k)
-    n = n + 1
+    deleted[#deleted + 1] = id
     if idem and idem ~= '' and redis.call('GET', prefix .. 'idem:' .. idem) == id then redis.call('DEL', prefix .. 'idem:' .. idem) end
     redis.call('ZREM', prefix .. 'status:' .. status, id)
     gone = true
@@ -157,7 +157,7 @@ for i = 3, #ARGV do
     contrib_drop(prefix, id)
   end
 end
-return n
+return deleted
 `;
 
 /**
@@ -187,7 +187,7 @@ for i = 2, #ARGV do
     contrib_drop(prefix, id)
   end
 end
-return n
+return deleted
 `;
 
 /**

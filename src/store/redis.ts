@@ -456,8 +456,18 @@ export class RedisStore implements JobStore {
     return this.#run('deleteTerminalBefore', undefined, async (redis) => {
       const ids = asStrings(await redis.call('ZRANGE', this.#k('ended'), '-inf', `(${cutoff}`, 'BYSCORE'), 0);
       let n = 0;
-      for (let i = 0; i < ids.length; i += CHUNK) n += Number(await this.#scripts(redis).cgDelete(this.#p, cutoff, ...ids.slice(i, i + CHUNK)));
+      for (let i = 0; i < ids.length; i += CHUNK) n += asStrings(await this.#scripts(redis).cgDelete(this.#p, cutoff, ...ids.slice(i, i + CHUNK)), 0).length;
       return n;
+    });
+  }
+
+  /** Deletes those of `ids` still terminal and ended before `cutoff` (the same script, per id checked); returns them. */
+  async deleteTerminal(ids: readonly string[], cutoff: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return this.#run('deleteTerminal', undefined, async (redis) => {
+      const out: string[] = [];
+      for (let i = 0; i < ids.length; i += CHUNK) out.push(...asStrings(await this.#scripts(redis).cgDelete(this.#p, cutoff, ...ids.slice(i, i + CHUNK)), 0));
+      return out;
     });
   }
 

@@ -331,6 +331,14 @@ export class SqliteStore implements JobStore {
   }
 
   /** Deletes terminal jobs that ended before `cutoff`. */
+  async deleteTerminal(ids: readonly string[], cutoff: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return this.#run('deleteTerminal', undefined, (db) => {
+      const rows = db.prepare(`DELETE FROM jobs WHERE id IN (${ids.map(() => '?').join(',')}) AND status IN ${TERMINAL_SQL} AND ended_at < ? RETURNING id`).all(...ids, cutoff) as Array<{ id: string }>;
+      return rows.map((r) => r.id);
+    });
+  }
+
   async deleteTerminalBefore(cutoff: number): Promise<number> {
     return this.#run('deleteTerminalBefore', undefined, (db) => this.#stmt(db, `DELETE FROM jobs WHERE status IN ${TERMINAL_SQL} AND ended_at < ?`).run(cutoff).changes);
   }

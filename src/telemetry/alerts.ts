@@ -12,7 +12,7 @@ import type { GuardEvent } from '../jobs/events.js';
 import type { Logger } from '../jobs/options.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { createOutboundFetch, type OutboundPolicy } from '../util/outbound.js';
-import { categoryOf, isCriticalCode } from './error-analytics.js';
+import { categoryOf, isCriticalCode } from '../errors/severity.js';
 import { EVENT_HEADER, SIGNATURE_HEADER, signWebhookBody } from './webhook.js';
 
 export const ALERT_KINDS = ['error_spike', 'fatal_error', 'breaker_open', 'server_unhealthy', 'degradation', 'no_healthy_server'] as const;

@@ -26,17 +26,8 @@ export {
   type WebhookResult,
   type WebhookRetryOptions,
 } from './webhook.js';
-export {
-  categoryOf,
-  createErrorAnalytics,
-  isCriticalCode,
-  SEED_RECOVERY_TARGETS,
-  SEVERITIES,
-  type ErrorAnalytics,
-  type ErrorAnalyticsOptions,
-  type ErrorAnalyticsSnapshot,
-  type Severity,
-} from './error-analytics.js';
+export { categoryOf, isCriticalCode, SEED_RECOVERY_TARGETS, SEVERITIES, type Severity } from '../errors/severity.js';
+export type { ErrorAnalytics, ErrorAnalyticsOptions, ErrorAnalyticsSnapshot } from '../jobs/error-analytics.js';
 export {
   ALERT_KINDS,
   alertLine,

@@ -8,7 +8,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DegradationLevel, Guard, JobEvent, ServerHealthView } from '../jobs/guard-api.js';
 import type { GuardEvent } from '../jobs/events.js';
-import { categoryOf } from './error-analytics.js';
+import { categoryOf } from '../errors/severity.js';
 import { isTerminal, JOB_STATUSES, type JobRecord } from '../jobs/types.js';
 
 /** What metrics need of a guard: events and the cheap read-only views. */
@@ -153,31 +153,14 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
       },
     }),
   );
-  // The pool reports no event per check, so each check is picked up from the health view by its
-  // time: observed once, at the first scrape after it (checks more frequent than scrapes are sampled).
-  const lastHealthCheck = new Map<string, number>();
-  track('comfyguard_health_check_latency_seconds', (name) =>
+  // Fed from the pool's per-probe event (see the subscription below): every check is observed once.
+  const healthLatency = track('comfyguard_health_check_latency_seconds', (name) =>
     new Histogram({
       name,
-      help: 'Latency of health checks per server, each check observed once at the first scrape after it.',
+      help: 'Latency of every successful health check per server.',
       labelNames: ['server'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
       registers,
-      async collect() {
-        const views = await serverViews();
-        if (!views) return;
-        const present = new Set(views.map((v) => v.name));
-        for (const name of [...lastHealthCheck.keys()]) {
-          if (present.has(name)) continue;
-          lastHealthCheck.delete(name);
-          this.remove({ server: name });
-        }
-        for (const v of views) {
-          if (v.checkedAt === null || v.latencyMs === null || lastHealthCheck.get(v.name) === v.checkedAt) continue;
-          lastHealthCheck.set(v.name, v.checkedAt);
-          this.observe({ server: v.name }, v.latencyMs / 1000);
-        }
-      },
     }),
   );
   track('comfyguard_breaker_state', (name) =>
@@ -294,6 +277,7 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
   const unsubscribe = guard.onEvent((e: GuardEvent) => {
     try {
       if (e.type !== 'pool') onEvent(e);
+      else if (e.change.type === 'health_check' && e.change.latencyMs !== null) healthLatency.observe({ server: e.change.server }, e.change.latencyMs / 1000);
     } catch {
       // Metrics must never break the guard's event delivery.
     }

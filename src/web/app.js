@@ -241,7 +241,12 @@ function wire() {
       /** @type {import('../server/api-types.js').Cleanup} */
       const r = await api(`/api/jobs?olderThanHours=${encodeURIComponent(String(hours))}`, { method: 'DELETE' });
       await resync();
-      return `Deleted ${r.deleted} job${r.deleted === 1 ? '' : 's'}.`;
+      const jobs = `Deleted ${r.deleted} job${r.deleted === 1 ? '' : 's'}.`;
+      const o = r.outputs;
+      if (!o) return jobs;
+      // Output cleanup is on: say what stayed on the servers, not only what went.
+      const kept = [o.cannot ? `${o.cannot} the server cannot delete` : '', o.failed ? `${o.failed} failed (the log says why)` : ''].filter(Boolean).join(', ');
+      return `${jobs} Output files: ${o.deleted} deleted${kept ? `; ${kept}` : ''}.`;
     });
   });
 

@@ -48,6 +48,7 @@ const FULL = {
   healthTtlMs: 10_000,
   healthTimeoutMs: 1_500,
   maxRecoveryAgeMs: 120_000,
+  oomRetries: 1,
   cleanupAfterHours: 12,
   cleanupIntervalMs: 600_000,
   alerts: { sinks: [{ type: 'slack', url: 'https://hooks.slack.example/T/B/X' }], spikeFactor: 4, maxPerMinute: 5 },
@@ -62,8 +63,29 @@ describe('the config file covers every policy', () => {
     expect(g.classifierRules).toEqual(FULL.classifierRules);
     expect(g.retry).toEqual(FULL.retry);
     expect(g.breaker).toEqual(FULL.breaker);
-    expect(g).toMatchObject({ healthTtlMs: 10_000, healthTimeoutMs: 1_500, maxRecoveryAgeMs: 120_000, cleanupAfterHours: 12, cleanupIntervalMs: 600_000 });
+    expect(g).toMatchObject({ healthTtlMs: 10_000, healthTimeoutMs: 1_500, maxRecoveryAgeMs: 120_000, oomRetries: 1, cleanupAfterHours: 12, cleanupIntervalMs: 600_000 });
     expect(alertOptionsOf(cfg)).toEqual({ sinks: [{ type: 'slack', url: 'https://hooks.slack.example/T/B/X' }], spikeFactor: 4, maxPerMinute: 5 });
+  });
+
+  it('the OOM budget comes from COMFYGUARD_OOM_RETRIES or --oom-retries over the file, and a bad value names its source', () => {
+    expect(resolveConfig({ flags: flags(['--config', file({ oomRetries: 1 })]), env: { COMFYGUARD_OOM_RETRIES: '0' }, keys: ALL }).oomRetries).toBe(0);
+    expect(guardOptionsOf(resolveConfig({ flags: flags(['--server', 'http://a:8188', '--oom-retries', '4']), env: { COMFYGUARD_OOM_RETRIES: '0' }, keys: ALL })).oomRetries).toBe(4);
+    expect(() => resolveConfig({ flags: {}, env: { COMFYGUARD_OOM_RETRIES: 'lots' }, keys: ALL })).toThrow(/^environment variable COMFYGUARD_OOM_RETRIES: expected an integer from 0 to 100/);
+  });
+
+  it('output cleanup: --cleanup-outputs turns it on, and --output-delete is the route of every server that names none', () => {
+    const cfg = resolveConfig({
+      flags: flags(['--config', file({ servers: [{ url: 'http://a:8188', outputDelete: 'image-browsing' }, { url: 'http://b:8188' }] }), '--cleanup-outputs', 'true']),
+      env: { COMFYGUARD_OUTPUT_DELETE: 'DELETE /my-node/delete?filename={filename}' },
+      keys: ALL,
+    });
+    const g = guardOptionsOf(cfg);
+    expect(g.cleanupOutputs).toBe(true);
+    expect(g.servers).toEqual([
+      { url: 'http://a:8188', outputDelete: 'image-browsing' },
+      { url: 'http://b:8188', outputDelete: 'DELETE /my-node/delete?filename={filename}' },
+    ]);
+    expect(guardOptionsOf(resolveConfig({ flags: flags(['--server', 'http://c:8188', '--output-delete', 'image-browsing']), env: {}, keys: ALL })).servers).toEqual([{ url: 'http://c:8188', outputDelete: 'image-browsing' }]);
   });
 
   it('servers from the environment replace the file servers and their tags', () => {
@@ -80,6 +102,9 @@ describe('the config file covers every policy', () => {
     [{ alerts: { sinks: [{ type: 'pager', url: 'https://x.example' }] } }, /^config file key "alerts\.sinks\.0\.type": /],
     [{ classifierRules: { rules: [{ id: 'x', code: 'NOPE', when: { message: ['a'] } }] } }, /^config file key "classifierRules": rules\[0\] \("x"\): code/],
     [{ cleanupAfterHours: -1 }, /^config file key "cleanupAfterHours": expected a positive number/],
+    [{ oomRetries: 1.5 }, /^config file key "oomRetries": expected an integer from 0 to 100/],
+    [{ servers: [{ url: 'http://a:8188', outputDelete: 'PATCH /x?f={filename}' }] }, /^config file key "servers\.0\.outputDelete": expected "none", "image-browsing" or a route/],
+    [{ outputDelete: '/delete?f={filename}&n={name}' }, /^config file key "outputDelete": the route .* has an unknown placeholder \{name\}/],
     [{ retries: 3 }, /^config file key "retries": unknown setting/],
   ])('refuses %j at start naming the bad key', (body, message) => {
     const run = () => resolveConfig({ flags: flags(['--config', file(body)]), env: {}, keys: ALL });
@@ -138,6 +163,23 @@ describe('serve with --config: a recovery policy and a classifier rule take effe
       return ['completed', 'failed', 'timed_out', 'cancelled'].includes(job.status) ? job : null;
     }, `job ${id} to end`);
   }
+
+  it.each([
+    ['by default', {}, true],
+    ['not with RECOVERY_STATISTICS_ENABLED=false', { RECOVERY_STATISTICS_ENABLED: 'false' }, false],
+  ])('an OOM shows in the error analytics of /api/stats and guard.stats() %s', async (_when, env, shown) => {
+    await runOne({ recovery: { COMFYUI_OOM: ['abort'] } }, env);
+    const http = (await (await fetch(`${stack!.url}/api/stats`)).json()) as { totalJobs: number; analytics?: { byCode: Record<string, number> } };
+    const lib = await stack!.guard.stats();
+    expect(http.totalJobs).toBe(1);
+    if (shown) {
+      expect(http.analytics?.byCode).toEqual({ COMFYUI_OOM: 1 });
+      expect(lib.analytics?.byCode).toEqual({ COMFYUI_OOM: 1 });
+    } else {
+      expect(http).not.toHaveProperty('analytics');
+      expect(lib).not.toHaveProperty('analytics');
+    }
+  });
 
   it('without a policy the OOM is retried with changes before the job fails (the baseline the next tests differ from)', async () => {
     const job = await runOne({});

@@ -5,6 +5,7 @@
  * moves jobs between states with `advance()`.
  */
 import { randomUUID } from 'node:crypto';
+import type { CleanupReport } from '../../src/jobs/cleanup.js';
 import { guardStatsFrom } from '../../src/jobs/stats.js';
 import type { ApiWorkflow } from '../../src/comfy/types.js';
 import type { Guard, GuardStats, JobEvent, ServerHealthView, SubmitResult } from '../../src/jobs/guard-api.js';
@@ -173,9 +174,9 @@ export class FakeGuard implements Guard {
     return 'full';
   }
 
-  async cleanup(olderThanHours: number): Promise<number> {
+  async cleanup(olderThanHours: number): Promise<CleanupReport> {
     this.cleanupCalls.push(olderThanHours);
-    return this.store.deleteTerminalBefore(Date.now() - olderThanHours * 3_600_000);
+    return { olderThanHours, deleted: await this.store.deleteTerminalBefore(Date.now() - olderThanHours * 3_600_000), outputs: null };
   }
 
   onEvent(listener: (e: JobEvent) => void): () => void {

@@ -187,7 +187,7 @@ describe('with an idle simulator', () => {
     await waitStatus(rig.url, id, ['completed']);
     const keep = await fetch(`${rig.url}/api/jobs?olderThanHours=24`, { method: 'DELETE' });
     expect(keep.status).toBe(200);
-    expect(await keep.json()).toEqual({ deleted: 0, olderThanHours: 24 });
+    expect(await keep.json()).toEqual({ deleted: 0, olderThanHours: 24, outputs: null });
     expect((await fetch(`${rig.url}/api/jobs/${id}`)).status).toBe(200);
 
     const all = await fetch(`${rig.url}/api/jobs?olderThanHours=0`, { method: 'DELETE' });

@@ -483,6 +483,25 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    describe('deleteTerminal', () => {
+      it('deletes only the given ids that are still terminal and ended before the cutoff, returns them, and keeps the counters right', async () => {
+        const old = makeJob({ status: 'completed', endedAt: 1000, idempotencyKey: 'gone-key' });
+        const oldFailed = makeJob({ status: 'failed', endedAt: 1500 });
+        const notAsked = makeJob({ status: 'completed', endedAt: 1000 });
+        const recent = makeJob({ status: 'cancelled', endedAt: 2000 });
+        const retried = makeJob({ status: 'queued' });
+        for (const j of [old, oldFailed, notAsked, recent, retried]) await store.createJob(j);
+        const deleted = await store.deleteTerminal([old.id, oldFailed.id, recent.id, retried.id, 'no-such-job'], 2000);
+        expect([...deleted].sort()).toEqual([old.id, oldFailed.id].sort());
+        for (const j of [notAsked, recent, retried]) expect(await store.getJob(j.id)).not.toBeNull();
+        expect(await store.findByIdempotencyKey('gone-key')).toBeNull();
+        expect(await store.deleteTerminal([old.id], 2000)).toEqual([]);
+        expect(await store.deleteTerminal([], 2000)).toEqual([]);
+        expect((await store.countByStatus()).total).toBe(3);
+        expect((await store.stats()).total).toBe(3);
+      });
+    });
+
     describe('fields the store does not know', () => {
       it('carries unknown record fields through create, patches and transitions, nulls included', async () => {
         const job = { ...makeJob(), cancelRequested: { at: 5, by: 'api' }, plan: null } as unknown as JobRecord;

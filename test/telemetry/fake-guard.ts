@@ -3,19 +3,19 @@
  * degradation). The engine-backed end-to-end test in `e2e.test.ts` checks the same metrics
  * against a real guard; this one lets unit tests drive exact event sequences.
  */
-import type { DegradationLevel, GuardStats, JobEvent, ServerHealthView } from '../../src/jobs/guard-api.js';
+import type { DegradationLevel, GuardEvent, GuardStats, ServerHealthView } from '../../src/jobs/guard-api.js';
 import { JOB_STATUSES, type JobRecord, type JobStatus } from '../../src/jobs/types.js';
 import type { MetricsSource } from '../../src/telemetry/metrics.js';
 
 /** An event source with settable views. */
 export class FakeGuardEvents implements MetricsSource {
-  readonly listeners = new Set<(e: JobEvent) => void>();
+  readonly listeners = new Set<(e: GuardEvent) => void>();
   byStatus: Partial<Record<JobStatus, number>> = {};
   views: ServerHealthView[] = [];
   level: DegradationLevel = 'full';
   serversCalls = 0;
 
-  onEvent(listener: (e: JobEvent) => void): () => void {
+  onEvent(listener: (e: GuardEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -51,7 +51,7 @@ export class FakeGuardEvents implements MetricsSource {
     this.emit({ type: 'state', jobId: job.id, from, to: job.status, at: job.updatedAt, job: structuredClone(job) });
   }
 
-  emit(e: JobEvent): void {
+  emit(e: GuardEvent): void {
     for (const l of this.listeners) l(e);
   }
 }

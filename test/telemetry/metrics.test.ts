@@ -182,10 +182,13 @@ describe('operations metrics', () => {
     guard.emit({ type: 'attempt_started', jobId: 'q', attempt: 2, server: GPU, promptId: 'p2', strategy: 'free_memory', reattached: false, at: t0 + 6_000 });
     job = { ...job, status: 'completed', attempts: [...job.attempts, makeAttempt(2, { status: 'completed' })], endedAt: t0 + 9_000, updatedAt: t0 + 9_000 };
     guard.state(job, 'running');
-    guard.views = [serverView('gpu', { latencyMs: 40, checkedAt: 10 })];
+    // Every probe is one event, observed when it happens (scrapes in between change nothing).
+    const check = (latencyMs: number | null, at: number) => guard.emit({ type: 'pool', change: { type: 'health_check', server: 'gpu', healthy: latencyMs !== null, latencyMs, at }, at });
+    check(40, 10);
     await r.metrics();
-    await r.metrics(); // the same check scraped twice counts once
-    guard.views = [serverView('gpu', { latencyMs: 80, checkedAt: 20 })];
+    await r.metrics();
+    check(null, 15); // a failed probe has no latency to observe
+    check(80, 20);
     const text = await r.metrics();
     expect(text).toContain('comfyguard_time_to_failure_seconds_sum{code="COMFYUI_OOM"} 3');
     expect(text).toContain('comfyguard_time_to_recovery_seconds_sum 4');

@@ -20,10 +20,13 @@ export function guardOptionsOf(cfg: Readonly<CliConfig>) {
   const p = cfg.policy;
   // ERROR_RECOVERY_ENABLED=false: every code aborts (classified and reported, never changed or retried).
   const recovery = cfg.errorRecovery ? p.recovery : abortEverything(ERROR_CODES);
+  const servers = p.servers ?? requireServers(cfg);
   return {
-    servers: p.servers ?? requireServers(cfg),
+    // --output-delete is the route of every server that does not name its own in the config file.
+    servers: cfg.outputDelete === undefined ? servers : servers.map((s) => (typeof s === 'string' ? { url: s, outputDelete: cfg.outputDelete } : { outputDelete: cfg.outputDelete, ...s })),
     store: cfg.store,
     maxRetries: cfg.maxRetries,
+    oomRetries: cfg.oomRetries,
     requestTimeoutMs: cfg.requestTimeoutMs,
     generationTimeoutMs: cfg.generationTimeoutMs,
     jobTimeoutMs: cfg.jobTimeoutMs,
@@ -33,6 +36,7 @@ export function guardOptionsOf(cfg: Readonly<CliConfig>) {
     maxRecoveryAgeMs: cfg.maxRecoveryAgeMs,
     cleanupAfterHours: cfg.cleanupAfterHours,
     cleanupIntervalMs: cfg.cleanupIntervalMs,
+    cleanupOutputs: cfg.cleanupOutputs,
     ...(recovery ? { recovery } : {}),
     ...(p.classifierRules !== undefined ? { classifierRules: p.classifierRules } : {}),
     ...(p.retry ? { retry: p.retry } : {}),

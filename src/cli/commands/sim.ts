@@ -40,6 +40,7 @@ export function simOptionsFromFlags(flags: Record<string, unknown>): SimulatorOp
     seed: flags.seed as number,
     device: flags.device as 'cuda' | 'cpu',
     previews: flags.previews === true,
+    deleteRoutes: flags.deleteRoutes === true,
   };
   if (flags.vram !== undefined) opts.vram = flags.vram as number;
   if (flags.ram !== undefined) opts.ram = flags.ram as number;
@@ -84,6 +85,7 @@ export function register(program: Command): void {
     .option('--crash-downtime-ms <ms>', 'how long a crash keeps the port closed', nonNegativeNumber)
     .option('--slow-ms <ms>', 'delay added by the slow fault', nonNegativeNumber)
     .option('--previews', 'send sampler previews (like --preview-method auto)')
+    .option('--delete-routes', 'serve custom-node routes that delete output files: DELETE /image-browsing/delete (ComfyUI-Image-Browsing) and DELETE /sim-ext/delete_output?filename=&subfolder=&type=')
     .action(async (flags: Record<string, unknown>) => {
       let sim;
       try {

@@ -23,13 +23,17 @@ type PoolChange = Extract<GuardEvent, { type: 'pool' }>['change'];
 export type StreamPayload =
   | Exclude<EventPayload, { type: 'state' }>
   | (Extract<EventPayload, { type: 'state' }> & { summary: JobSummary })
-  | { type: 'pool'; change: Omit<PoolChange, 'at'> & { at: string }; at: string }
+  | { type: 'pool'; change: Omit<Exclude<PoolChange, { type: 'health_check' }>, 'at'> & { at: string }; at: string }
   | (Omit<ControlChange, 'at'> & { at: string })
   | { type: 'hello'; paused: boolean; at: string };
 
 /** The stream payload of a guard event; null for the events the stream leaves out. */
 export function streamPayload(e: GuardEvent): StreamPayload | null {
-  if (e.type === 'pool') return { type: 'pool', change: { ...e.change, at: iso(e.change.at) }, at: iso(e.at) };
+  if (e.type === 'pool') {
+    // Every health probe is for metrics; the dashboard follows changes (a health change is its own event).
+    if (e.change.type === 'health_check') return null;
+    return { type: 'pool', change: { ...e.change, at: iso(e.change.at) }, at: iso(e.at) };
+  }
   const p = eventPayload(e);
   if (p === null) return null;
   if (p.type === 'state') return e.type === 'state' ? { ...p, summary: summarizeJob(e.job) } : null;

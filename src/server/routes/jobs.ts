@@ -119,7 +119,8 @@ export function registerJobRoutes(app: ZodApp, ctx: ServiceContext): void {
     '/api/jobs',
     {
       schema: {
-        summary: 'Delete terminal jobs older than a number of hours',
+        summary: 'Delete terminal jobs older than a number of hours (and, with output cleanup on, their output files)',
+        description: 'With output cleanup on, `outputs` says per job and file what was deleted, what the server cannot delete (ComfyUI has no delete API; a custom node route can add one) and what failed.',
         tags: ['jobs'],
         querystring: CleanupQuerySchema,
         response: { 200: CleanupResponseSchema, ...errorResponses(400, 401) },
@@ -127,8 +128,7 @@ export function registerJobRoutes(app: ZodApp, ctx: ServiceContext): void {
     },
     async (req) => {
       const { olderThanHours } = req.query;
-      const deleted = await guard.cleanup(olderThanHours);
-      return { deleted, olderThanHours };
+      return guard.cleanup(olderThanHours);
     },
   );
 

@@ -6,7 +6,6 @@
 import type { z } from 'zod';
 import type { Guard, ServerHealthView } from '../../jobs/guard-api.js';
 import type { JobRecord } from '../../jobs/types.js';
-import { createErrorAnalytics } from '../../telemetry/error-analytics.js';
 import type { ServiceContext, ZodApp } from '../context.js';
 import { iso } from '../job-view.js';
 import { DetailedStatsQuerySchema, DetailedStatsSchema, errorResponses, StatsSchema } from '../schemas.js';
@@ -70,9 +69,12 @@ export function overTime(jobs: JobRecord[], now: number, hours: number): { bucke
 /** Registers the stats routes. */
 export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
   const { guard } = ctx;
-  // Follows the event stream from registration on; each request reads counters, never scans the store.
-  const analytics = ctx.errorAnalytics ? createErrorAnalytics(guard, { clock: ctx.clock }) : null;
-  if (analytics) app.addHook('onClose', async () => analytics.close());
+  // The guard keeps the analytics from its event stream (each request reads counters, never scans
+  // the store); a service started with errorAnalytics off leaves them out whatever the guard keeps.
+  const stats = async () => {
+    const { analytics, ...totals } = await guard.stats();
+    return ctx.errorAnalytics && analytics ? { ...totals, analytics } : totals;
+  };
 
   app.get(
     '/api/stats',
@@ -83,7 +85,7 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
         response: { 200: StatsSchema, ...errorResponses(401, 503) },
       },
     },
-    async () => ({ ...(await guard.stats()), ...(analytics ? { analytics: analytics.snapshot() } : {}) }),
+    async () => stats(),
   );
 
   app.get(
@@ -100,11 +102,10 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
     async (req) => {
       const { hours } = req.query;
       const now = ctx.clock.now();
-      const [stats, servers, window] = await Promise.all([guard.stats(), guard.servers(), jobsSince(guard, now - hours * 3_600_000)]);
+      const [totals, servers, window] = await Promise.all([stats(), guard.servers(), jobsSince(guard, now - hours * 3_600_000)]);
       const time = overTime(window.jobs, now, hours);
       return {
-        ...stats,
-        ...(analytics ? { analytics: analytics.snapshot() } : {}),
+        ...totals,
         byServer: byServer(window.jobs, servers),
         overTime: time.buckets,
         window: { hours, bucketMinutes: time.bucketMinutes, sampledJobs: window.jobs.length, truncated: window.truncated },

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { GuardEvent } from '../../src/jobs/events.js';
 import type { JobRecord, JobStatus } from '../../src/jobs/types.js';
-import { createErrorAnalytics } from '../../src/telemetry/error-analytics.js';
+import { createErrorAnalytics } from '../../src/jobs/error-analytics.js';
+import { tinyWorkflow } from '../server/helpers.js';
 import { makeAttempt, makeJob, makeStep, ManualClock } from '../store/fixtures.js';
+import { startRig } from './harness.js';
 
 const T0 = 1_800_000_000_000;
 
@@ -89,5 +91,24 @@ describe('error analytics from the event stream', () => {
     a.close();
     expect(listeners.size).toBe(0);
     expect(a.snapshot().totalErrors).toBe(1);
+  });
+});
+
+describe('guard.stats() carries the error analytics', () => {
+  it('counts an OOM that failed its job in stats().analytics; errorAnalytics: false (RECOVERY_STATISTICS_ENABLED=false) leaves them out', async () => {
+    const on = await startRig([{ faults: 'oom=1' }], { maxRetries: 0, oomRetries: 0 });
+    const off = await startRig([{}], { errorAnalytics: false });
+    try {
+      const { id } = await on.guard.submit(tinyWorkflow('analytics'));
+      expect((await on.guard.wait(id)).status).toBe('failed');
+      const stats = await on.guard.stats();
+      expect(stats.analytics?.byCode).toEqual({ COMFYUI_OOM: 1 });
+      expect(stats.analytics?.recoveryByCode['COMFYUI_OOM']).toMatchObject({ jobs: 1, completed: 0, target: 0.9, meetsTarget: false });
+      const plain = await off.guard.stats();
+      expect(plain.totalJobs).toBe(0);
+      expect(plain).not.toHaveProperty('analytics');
+    } finally {
+      await Promise.all([on.close(), off.close()]);
+    }
   });
 });

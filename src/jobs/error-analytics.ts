@@ -4,36 +4,16 @@
  * (no store scan). The figures cover what this process saw since it subscribed; the store's
  * totals (`guard.stats()`) cover all time.
  */
-import { ERROR_REGISTRY, isErrorCode } from '../errors/codes.js';
-import type { GuardEvent } from '../jobs/events.js';
-import type { JobRecord, StrategyName } from '../jobs/types.js';
+import { categoryOf, isCriticalCode, SEED_RECOVERY_TARGETS, type Severity } from '../errors/severity.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import type { GuardEvent } from './events.js';
+import type { JobRecord, StrategyName } from './types.js';
 
-/** low: retried away unchanged; medium: recovered with a change; high: failed permanent; critical: fatal codes and GPU faults. */
-export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
-export type Severity = (typeof SEVERITIES)[number];
-
-/** Seed 001's recovery-rate targets (share of jobs hit by the code that still complete). */
-export const SEED_RECOVERY_TARGETS: Readonly<Record<string, { label: string; target: number }>> = Object.freeze({
-  COMFYUI_OOM: { label: 'OOM', target: 0.9 },
-  COMFYUI_TIMEOUT: { label: 'timeout', target: 0.8 },
-  COMFYUI_CONNECTION_ERROR: { label: 'network', target: 0.95 },
-  COMFYUI_MODEL_MISSING: { label: 'model missing', target: 0.75 },
-});
+export { categoryOf, isCriticalCode, SEED_RECOVERY_TARGETS, SEVERITIES, type Severity } from '../errors/severity.js';
 
 /** Strategies that run the same workflow again: a job recovered only by these was "retried away". */
 const UNCHANGED_STRATEGIES: ReadonlySet<StrategyName> = new Set<StrategyName>(['retry', 'resume', 'failover']);
 const FAILED_OUTCOMES = new Set(['failed', 'lost', 'interrupted']);
-
-/** The registry's category of a code, or 'unknown' for codes outside it. */
-export function categoryOf(code: string): string {
-  return isErrorCode(code) ? ERROR_REGISTRY[code].category : 'unknown';
-}
-
-/** True for codes that page someone at once: fatal codes and GPU faults. */
-export function isCriticalCode(code: string): boolean {
-  return categoryOf(code) === 'fatal' || code === 'COMFYUI_GPU_FAULT';
-}
 
 export interface ErrorAnalyticsOptions {
   clock?: Clock;
