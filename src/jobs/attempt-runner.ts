@@ -5,101 +5,22 @@
  *
  * It returns evidence, not a verdict: the engine classifies failures and decides recovery.
  */
-import type { ComfyApi } from '../comfy/api.js';
 import { ComfyRequestError } from '../comfy/errors.js';
-import { outcomeFromHistory } from '../comfy/outcome.js';
-import type { ApiWorkflow, HistoryEntry, NodeOutput, PromptOutcome, WsMessage } from '../comfy/types.js';
-import type { Clock, TimerHandle } from '../util/clock.js';
+import type { NodeOutput, PromptOutcome, WsMessage } from '../comfy/types.js';
+import type { TimerHandle } from '../util/clock.js';
+import { abortKindOf, type AttemptResult, type AttemptSpec } from './attempt-spec.js';
+import { isExecutionMessage } from './events.js';
+import { locatePrompt } from './prompt-locator.js';
 import { ProgressTracker } from './progress.js';
-import type { ComfyExecutionMessage } from './events.js';
-import type { FeedEvent, PreviewFrame, ServerFeed } from './server-feed.js';
+import type { FeedEvent } from './server-feed.js';
 
-export interface AttemptSpec {
-  server: string;
-  client: ComfyApi;
-  feed: ServerFeed;
-  promptId: string;
-  workflow: ApiWorkflow;
-  /** Run only these output nodes (resume with partial execution). */
-  partialTargets?: string[];
-  /** Follow a prompt that is already on the server (restart recovery) instead of submitting. */
-  reattach?: boolean;
-  clock: Clock;
-  generationTimeoutMs: number;
-  stallTimeoutMs: number;
-  /** Poll interval while the socket is down; a slower safety poll runs even when it is up. @default 2000 */
-  pollIntervalMs?: number;
-  /** How long to wait for the server's socket to open before submitting anyway (polling then covers it). @default 5000 */
-  socketReadyTimeoutMs?: number;
-  /** How long the server may be unreachable before the attempt fails over. @default 15000 */
-  unreachableGraceMs?: number;
-  /** Abort with reason `{ kind: 'cancel' }` to cancel, `{ kind: 'shutdown' }` to detach. */
-  signal: AbortSignal;
-  extraData?: Record<string, unknown>;
-  onSubmitted?: () => void;
-  onStarted?: () => void;
-  onProgress?: (percent: number, node: string | null) => void;
-  /** Every ComfyUI execution message for this prompt, as received (before the runner acts on it). */
-  onComfy?: (message: ComfyExecutionMessage) => void;
-  onPreview?: (frame: PreviewFrame) => void;
-}
-
-export type AttemptResult =
-  | { kind: 'completed'; outputs: Record<string, NodeOutput>; cachedNodes: string[] }
-  | {
-      kind: 'failed';
-      /** What the classifier gets. */
-      evidence: unknown;
-      /** Whether the server ever had the prompt (false: safe to resubmit anywhere). */
-      submitted: boolean;
-      /** The prompt vanished from the server (restart): not in queue, not in history. */
-      lost?: boolean;
-      completedOutputs: Record<string, NodeOutput>;
-    }
-  | { kind: 'cancelled' }
-  /** Shutdown: the prompt keeps running on the server; restart recovery reattaches. */
-  | { kind: 'detached' };
-
-export type AbortKind = 'cancel' | 'shutdown';
-
-/** The reason to pass to `AbortController.abort()` for a cancel or a shutdown. */
-export function abortReason(kind: AbortKind): { kind: AbortKind } {
-  return { kind };
-}
-
-function abortKindOf(signal: AbortSignal): AbortKind {
-  const r = signal.reason as { kind?: unknown } | undefined;
-  return r && r.kind === 'shutdown' ? 'shutdown' : 'cancel';
-}
-
-/** How many pending items are before `promptId` (ComfyUI runs the lowest number first). */
-function aheadOf(pending: ReadonlyArray<readonly unknown[]>, promptId: string): number {
-  const mine = pending.find((i) => i[1] === promptId);
-  if (!mine) return 0;
-  return pending.filter((i) => typeof i[0] === 'number' && typeof mine[0] === 'number' && i[0] < mine[0]).length;
-}
+export { abortReason, type AbortKind, type AttemptResult, type AttemptSpec } from './attempt-spec.js';
 
 /** Lookups (500 ms apart) that wait for history after a success before the prompt counts as lost. */
 const MAX_HISTORY_WAITS = 20;
 
 /** How long after a queue shrank an attempt that heard nothing looks its prompt up. */
 const QUEUE_CHECK_GRACE_MS = 500;
-
-const EXECUTION_TYPES: ReadonlySet<string> = new Set([
-  'execution_start',
-  'execution_cached',
-  'executing',
-  'progress',
-  'progress_state',
-  'executed',
-  'execution_success',
-  'execution_error',
-  'execution_interrupted',
-]);
-
-function isExecutionMessage(m: WsMessage): m is ComfyExecutionMessage {
-  return EXECUTION_TYPES.has(m.type);
-}
 
 type Where = 'running' | 'pending' | 'done' | 'lost' | 'unreachable';
 
@@ -367,30 +288,20 @@ class AttemptRun {
     }
   }
 
-  /** Where our prompt is: history first, then the queue, then history again (a finish in between). */
+  /** Where our prompt is (see `locatePrompt`); a finished outcome found there ends the attempt. */
   async #locate(): Promise<Where> {
     const s = this.#s;
-    const opts = { timeoutMs: Math.min(10_000, s.stallTimeoutMs) };
     try {
-      const h = await s.client.getHistory(s.promptId, opts);
-      if (this.#fromHistory(h[s.promptId])) return 'done';
-      const q = await s.client.getQueue(opts);
+      const found = await locatePrompt(s.client, s.promptId, { timeoutMs: Math.min(10_000, s.stallTimeoutMs) });
       this.#unreachableSince = null;
-      const running = q.queue_running.some((i) => i[1] === s.promptId);
-      const pending = q.queue_pending.some((i) => i[1] === s.promptId);
       // Movement of the queue AHEAD of a pending prompt (the running item changes, fewer items before
       // ours) proves the server works; prompts arriving behind ours prove nothing.
-      const ahead = pending ? aheadOf(q.queue_pending, s.promptId) : 0;
-      const signature = `${q.queue_running.map((i) => i[1]).join(',')}|${ahead}`;
-      if (this.#lastQueueSignature !== null && signature !== this.#lastQueueSignature && !running) {
-        this.#lastActivity = s.clock.now();
+      if (found.signature !== undefined) {
+        if (this.#lastQueueSignature !== null && found.signature !== this.#lastQueueSignature && found.where !== 'running') this.#lastActivity = s.clock.now();
+        this.#lastQueueSignature = found.signature;
       }
-      this.#lastQueueSignature = signature;
-      if (running) return 'running';
-      if (pending) return 'pending';
-      const h2 = await s.client.getHistory(s.promptId, opts);
-      if (this.#fromHistory(h2[s.promptId])) return 'done';
-      return 'lost';
+      if (found.where === 'done') this.#applyOutcome(found.outcome);
+      return found.where;
     } catch (err) {
       this.#unreachableSince ??= s.clock.now();
       this.#lastUnreachableError = err;
@@ -399,14 +310,6 @@ class AttemptRun {
   }
 
   #lastUnreachableError: unknown = null;
-
-  #fromHistory(entry: HistoryEntry | undefined): boolean {
-    if (!entry) return false;
-    const outcome = outcomeFromHistory(entry);
-    if (!outcome) return false;
-    this.#applyOutcome(outcome);
-    return true;
-  }
 
   async #reconcile(why: 'reconnect' | 'poll' | 'end' | 'success' | 'reattach' | 'stall' | 'queue'): Promise<void> {
     if (this.#finished) return;

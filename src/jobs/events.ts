@@ -28,6 +28,23 @@ export type ComfyExecutionMessage = Extract<
   }
 >;
 
+const EXECUTION_TYPES: ReadonlySet<string> = new Set<ComfyExecutionMessage['type']>([
+  'execution_start',
+  'execution_cached',
+  'executing',
+  'progress',
+  'progress_state',
+  'executed',
+  'execution_success',
+  'execution_error',
+  'execution_interrupted',
+]);
+
+/** True for the messages a job's `comfy` events carry. */
+export function isExecutionMessage(m: WsMessage): m is ComfyExecutionMessage {
+  return EXECUTION_TYPES.has(m.type);
+}
+
 /** How an attempt ended. `detached`: comfyguard shut down; the prompt runs on and a restart reattaches. */
 export type AttemptOutcome = 'completed' | 'failed' | 'interrupted' | 'lost' | 'cancelled' | 'detached';
 
