@@ -4,17 +4,19 @@
  * - Queueing: the real in-process dispatcher's enqueue rate at 1k / 100k / 1M queued, and
  *   `guard.submit` (validation, store write, enqueue) on the memory store and SQLite. The guard's
  *   dispatcher is real but held (never started), so nothing runs and only queueing is measured.
- * - Restart recovery of 10k / 100k (/ 1M) unfinished jobs from SQLite with `recoverUnfinishedJobs`
- *   and the real dispatchers (in-process, and BullMQ up to 100k).
+ * - Restart recovery of 10k / 100k / 1M unfinished jobs from SQLite (seeded by one INSERT ... SELECT):
+ *   `recoverUnfinishedJobs` into the real dispatchers (in-process, and BullMQ up to 100k), and a whole
+ *   guard start (`createGuard`: store, pool, recovery) over the same file.
  * - Health and stats with 1M stored jobs on SQLite and PostgreSQL: the store calls those routes make
  *   (`stats`, `countByStatus`, `query({limit: 1})`), and on SQLite `/api/health` and `/api/stats`
- *   through the service's own app (`buildApp`, `inject`) over a real guard.
+ *   through the service's own app (`buildApp`, `inject`) over a real guard. Each call's CPU time is
+ *   measured too: on a shared machine the wall-clock tail is mostly time spent descheduled.
  * - Bytes per stored job with a 17 KB workflow and 3 attempts, and store writes per successful job.
  *
  * Sizes come from the environment (defaults in brackets):
- *   SCALE_QUEUE=1000000 [1000000]   SCALE_SUBMIT=100000 [100000]   SCALE_RECOVERY=10000,100000 [10000,100000]
+ *   SCALE_QUEUE=1000000 [1000000]   SCALE_SUBMIT=100000 [100000]   SCALE_RECOVERY=10000,100000,1000000 [10000,100000,1000000]
  *   SCALE_STORED=1000000 [1000000]  SCALE_PG=1 [1: measure PostgreSQL]  SCALE_BULLMQ=1 [1]  SCALE_BULLMQ_MAX=100000 [100000]
- * The full 1M run: SCALE_SUBMIT=1000000 SCALE_RECOVERY=10000,100000,1000000 NODE_OPTIONS=--max-old-space-size=8192 npm run bench -- scale
+ * The full 1M run (submit included): SCALE_SUBMIT=1000000 NODE_OPTIONS=--max-old-space-size=8192 npm run bench -- scale
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,7 +41,7 @@ import { percentile, round, type BenchResult } from './harness.js';
 const env = (name: string, dflt: string) => process.env[name] ?? dflt;
 const QUEUE_MAX = Number(env('SCALE_QUEUE', '1000000'));
 const SUBMIT_MAX = Number(env('SCALE_SUBMIT', '100000'));
-const RECOVERY_SIZES = env('SCALE_RECOVERY', '10000,100000').split(',').map(Number);
+const RECOVERY_SIZES = env('SCALE_RECOVERY', '10000,100000,1000000').split(',').map(Number);
 const STORED = Number(env('SCALE_STORED', '1000000'));
 const WITH_PG = env('SCALE_PG', '1') === '1';
 const WITH_BULLMQ = env('SCALE_BULLMQ', '1') === '1';
@@ -160,13 +162,31 @@ function sampleJob(workflow: ApiWorkflow, attempts: number): JobRecord {
   return { ...job, attempts: list };
 }
 
-async function recovery(rows: BenchResult['rows'], dir: string): Promise<void> {
+/** A guard's whole start over `path` (store, pool, restart recovery) into a held dispatcher: ms and jobs queued. */
+async function guardStart(path: string): Promise<{ ms: number; waiting: number }> {
+  const dispatcher = new HeldDispatcher();
+  const t0 = performance.now();
+  const store = new SqliteStore({ path });
+  const guard = await createGuard({ servers: [UNREACHABLE], store, dispatcher, cleanupIntervalMs: 0 });
+  const took = ms(t0);
+  const { waiting } = await dispatcher.counts();
+  await guard.close();
+  await store.close();
+  return { ms: took, waiting };
+}
+
+async function recovery(rows: BenchResult['rows'], notes: string[], dir: string): Promise<void> {
+  const empty = join(dir, 'recover-0.db');
+  notes.push(`guard start over an empty SQLite store (pool, sockets, no job): ${Math.round((await guardStart(empty)).ms)} ms`);
+  rmSync(empty, { force: true });
   for (const n of RECOVERY_SIZES) {
     const path = join(dir, `recover-${n}.db`);
     const init = new SqliteStore({ path });
     await init.init();
     await init.close();
+    const t0 = performance.now();
     fillSqlite(path, n, `CASE WHEN i % 3 = 0 THEN 'running' ELSE 'queued' END`, sampleJob(smallWorkflow, 1));
+    notes.push(`recovery fixture: ${n} unfinished jobs written by one INSERT ... SELECT in ${round(ms(t0) / 1000)} s`);
     const targets: Array<[string, () => InProcessDispatcher | BullMqDispatcher]> = [['in-process', () => new InProcessDispatcher()]];
     if (WITH_BULLMQ && n <= BULLMQ_MAX) targets.push(['bullmq', () => new BullMqDispatcher({ connection: REDIS_URL, prefix: 'cgbench', queueName: `scale-${process.pid}-${n}` })]);
     for (const [name, make] of targets) {
@@ -183,6 +203,8 @@ async function recovery(rows: BenchResult['rows'], dir: string): Promise<void> {
       await dispatcher.close();
       await store.close();
     }
+    const g = await guardStart(path);
+    rows.push({ section: 'recovery', what: 'sqlite -> guard start (createGuard, in-process held)', at: n, ms: Math.round(g.ms), 'per s': Math.round((n / g.ms) * 1000), check: g.waiting === n ? 'all queued' : `waiting ${g.waiting}` });
     rmSync(path, { force: true });
   }
 }
@@ -194,16 +216,22 @@ async function obliterate(d: BullMqDispatcher): Promise<void> {
   await q.close();
 }
 
-async function latency(fn: () => Promise<unknown>, n = 200): Promise<{ p50: number; p99: number }> {
+/** Wall-clock and CPU-time percentiles of `n` sequential calls (after one warm-up call). */
+async function latency(fn: () => Promise<unknown>, n = 1000): Promise<{ p50: number; p99: number; cpuP99: number }> {
   await fn();
-  const t: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < n; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await fn();
-    t.push(ms(t0));
+    wall.push(ms(t0));
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  t.sort((a, b) => a - b);
-  return { p50: percentile(t, 50), p99: percentile(t, 99) };
+  wall.sort((a, b) => a - b);
+  cpu.sort((a, b) => a - b);
+  return { p50: percentile(wall, 50), p99: percentile(wall, 99), cpuP99: percentile(cpu, 99) };
 }
 
 async function storedStats(rows: BenchResult['rows'], notes: string[], dir: string): Promise<void> {
@@ -222,7 +250,7 @@ async function storedStats(rows: BenchResult['rows'], notes: string[], dir: stri
     ['store.query({limit: 1})', () => store.query({ limit: 1 })],
   ] as Array<[string, () => Promise<unknown>]>) {
     const l = await latency(fn);
-    rows.push({ section: 'stored', what: `sqlite ${what}`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2) });
+    rows.push({ section: 'stored', what: `sqlite ${what}`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
   }
   const s = await store.stats();
   notes.push(`sqlite stats at ${STORED}: total ${s.total}, queued ${s.byStatus.queued}, failed ${s.byStatus.failed}, completed ${s.byStatus.completed}`);
@@ -237,7 +265,7 @@ async function storedStats(rows: BenchResult['rows'], notes: string[], dir: stri
       const res = await app.inject({ method: 'GET', url });
       if (res.statusCode >= 500) throw new Error(`${url} answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
     });
-    rows.push({ section: 'stored', what: `sqlite GET ${url} (app.inject)`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2) });
+    rows.push({ section: 'stored', what: `sqlite GET ${url} (app.inject)`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
   }
   await app.close();
   await guard.close();
@@ -284,7 +312,7 @@ async function storedStatsPg(rows: BenchResult['rows'], notes: string[]): Promis
       ['store.query({limit: 1})', () => store.query({ limit: 1 })],
     ] as Array<[string, () => Promise<unknown>]>) {
       const l = await latency(fn);
-      rows.push({ section: 'stored', what: `postgres ${what}`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2) });
+      rows.push({ section: 'stored', what: `postgres ${what}`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
     }
     const size = await client.query(`SELECT pg_total_relation_size('"${schema}".jobs')::float8 AS b`);
     notes.push(`postgres: ${Math.round(Number(size.rows[0]?.b) / STORED)} bytes per stored job (small workflow, 1 attempt, indexes included)`);
@@ -379,7 +407,7 @@ export async function run(): Promise<BenchResult> {
   try {
     for (const [name, section] of [
       ['queueing', () => queueing(rows, notes, dir)],
-      ['recovery', () => recovery(rows, dir)],
+      ['recovery', () => recovery(rows, notes, dir)],
       ['stored', () => storedStats(rows, notes, dir)],
       ['bytes', () => bytesPerJob(rows, dir)],
       ['writes', () => writesPerJob(rows, dir)],

@@ -450,6 +450,12 @@ class GuardImpl implements Guard {
         this.#resumeWhenStoreIsBack(id);
         return;
       }
+      if (isStoreError(err, 'STORE_CORRUPT_ROW')) {
+        // Restart recovery queues jobs from index summaries, so a damaged record shows itself
+        // here, when its turn comes: the store has quarantined it (listCorrupt lists it).
+        this.#o.logger.error({ jobId: id, error: err.message }, 'skipping unreadable job in the store');
+        return;
+      }
       this.#o.logger.error({ err, jobId: id }, 'job loop failed');
       await this.#failInternal(id).catch(() => undefined);
     } finally {

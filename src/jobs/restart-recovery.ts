@@ -1,12 +1,12 @@
 /**
  * Restart recovery that streams: unfinished jobs are read a page at a time (the next page is
  * fetched while the current one is handled), each page goes through an optional per-job step in
- * bounded parallel (the guard reconciles a job's prompt with its server there), then is handed to
- * the dispatcher in one `enqueueMany`. Memory stays bounded by the page size, whatever the number
- * of unfinished jobs, and every store read is an index range scan.
+ * bounded parallel, then is handed to the dispatcher in one `enqueueMany`. Memory stays bounded by
+ * the page size, whatever the number of unfinished jobs, and every store read is an index range
+ * scan of summaries: a job's full record (workflow, attempts) is read when it runs, which is also
+ * where its prompt is reconciled with its server.
  */
-import type { JobRecord } from './types.js';
-import type { CorruptJob, JobStore, UnfinishedPage } from '../store/contract.js';
+import type { CorruptJob, JobStore, UnfinishedJob, UnfinishedPage } from '../store/contract.js';
 import type { Dispatcher } from '../queue/contract.js';
 
 export interface RestartRecoveryOptions {
@@ -15,18 +15,17 @@ export interface RestartRecoveryOptions {
   /** Jobs read per page. @default 1000 */
   pageSize?: number;
   /**
-   * Runs for each job before it is queued (mark it as resumed, reconcile its prompt with its
-   * server). Return false to leave the job out of the queue (e.g. it was settled on the spot).
+   * Runs for each job before it is queued (the guard marks it as resumed). Return false to leave the job out of the queue (e.g. it was settled on the spot).
    * A throw is reported through `onError` and the job is still queued.
    */
-  onJob?: (job: JobRecord) => Promise<boolean | void> | boolean | void;
+  onJob?: (job: UnfinishedJob) => Promise<boolean | void> | boolean | void;
   /** How many `onJob` calls run at once. @default 16 */
   parallel?: number;
   /** Priority a recovered job is queued with. @default orphans (running/recovering) first, queued jobs keep theirs */
-  priorityOf?: (job: JobRecord) => number;
+  priorityOf?: (job: UnfinishedJob) => number;
   /** Unreadable rows met on the way (the store has quarantined them). */
   onCorrupt?: (row: CorruptJob) => void;
-  onError?: (job: JobRecord, err: unknown) => void;
+  onError?: (job: UnfinishedJob, err: unknown) => void;
   /** Stops between pages. */
   signal?: AbortSignal;
 }
@@ -41,7 +40,7 @@ export interface RestartRecoveryResult {
 }
 
 /** Orphans may have prompts running now: they go first; queued jobs keep their own priority. */
-export function defaultRecoveryPriority(job: JobRecord): number {
+export function defaultRecoveryPriority(job: UnfinishedJob): number {
   return job.status === 'queued' ? job.priority : Number.MAX_SAFE_INTEGER;
 }
 
@@ -68,7 +67,7 @@ export async function recoverUnfinishedJobs(opts: RestartRecoveryOptions): Promi
   return result;
 }
 
-async function runStep(opts: RestartRecoveryOptions, job: JobRecord): Promise<boolean> {
+async function runStep(opts: RestartRecoveryOptions, job: UnfinishedJob): Promise<boolean> {
   try {
     return (await opts.onJob?.(job)) !== false;
   } catch (err) {

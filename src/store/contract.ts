@@ -56,10 +56,27 @@ export interface ServerBlock {
   until: number;
 }
 
+/**
+ * What restart recovery needs to queue an unfinished job again, read from indexed columns without
+ * decoding the record (its workflow, attempts and history are read when the job runs).
+ */
+export interface UnfinishedJob {
+  id: string;
+  status: JobStatus;
+  priority: number;
+  createdAt: number;
+  /** The server and prompt of its current attempt, when it has one. */
+  server: string | null;
+  promptId: string | null;
+}
+
 /** One page of unfinished jobs for restart recovery. */
 export interface UnfinishedPage {
-  jobs: JobRecord[];
-  /** Unreadable rows met on this page (also quarantined: see `listCorrupt`). */
+  jobs: UnfinishedJob[];
+  /**
+   * Unreadable rows met on this page (also quarantined: see `listCorrupt`). A store that reads
+   * only indexed columns meets none here: a damaged row is quarantined when the job is read to run.
+   */
   corrupt: CorruptJob[];
   /** Pass back to get the next page; null after the last. */
   nextCursor: string | null;
@@ -105,16 +122,17 @@ export interface JobStore {
   listNonTerminal(): Promise<{ jobs: JobRecord[]; corrupt: CorruptJob[] }>;
   /**
    * Unfinished jobs one page at a time (running, then recovering, then queued; oldest first within
-   * each), so restart recovery never holds every job in memory. Each page costs O(log n + limit).
-   * Jobs that change status while paging may be missed or seen twice; callers dedupe.
+   * each), as summaries, so restart recovery never holds every job in memory nor decodes records it
+   * only queues. Each page costs O(log n + limit). Rows already quarantined may be left out
+   * (`listCorrupt` lists them). Jobs that change status while paging may be missed or seen twice; callers dedupe.
    * @param opts.limit @default 500, max 5000
    */
   listUnfinished(opts?: { cursor?: string | null; limit?: number }): Promise<UnfinishedPage>;
   /**
    * Rows a read has found unreadable (bad JSON, wrong shape), with their id and what is wrong.
    * Such rows are quarantined when first met: left out of `stats()` and `countByStatus()` from then
-   * on, listed here until `deleteJob` removes them. Restart recovery reads every unfinished row,
-   * so a damaged unfinished job is always listed after a start.
+   * on, listed here until `deleteJob` removes them. A damaged unfinished job is listed here once
+   * restart recovery or the run that reads it has met it.
    */
   listCorrupt(): Promise<CorruptJob[]>;
   /** Deletes one job whatever its state or readability (an operator's removal of a damaged row). True if it existed. */

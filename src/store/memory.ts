@@ -6,10 +6,10 @@
 import { isTerminal, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { checkJob, parseJson } from './codec.js';
-import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedPage } from './contract.js';
+import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedJob, UnfinishedPage } from './contract.js';
 import { contributionDelta, countsFromCounters, statsFromCounters } from './counters.js';
 import { StoreError } from './errors.js';
-import { decodeUnfinishedCursor, encodeUnfinishedCursor, matchesQuery, newerFirst, normalizeQuery, toPage, UNFINISHED_ORDER, unfinishedLimit } from './query.js';
+import { decodeUnfinishedCursor, encodeUnfinishedCursor, matchesQuery, newerFirst, normalizeQuery, toPage, UNFINISHED_ORDER, unfinishedLimit, unfinishedSummary } from './query.js';
 import { decodeDoc, encodeDoc } from './workflow-diff.js';
 import {
   applyAttempt,
@@ -175,12 +175,12 @@ export class MemoryStore implements JobStore {
       }
     }
     const slice = list.slice(lo, lo + limit);
-    const jobs: JobRecord[] = [];
+    const jobs: UnfinishedJob[] = [];
     const corrupt: CorruptJob[] = [];
     for (const e of slice) {
       if (!this.#rows.has(e.id)) continue;
       const d = this.#decode(e.id);
-      if (d.ok) jobs.push(d.job);
+      if (d.ok) jobs.push(unfinishedSummary(d.job));
       else corrupt.push(d.corrupt);
     }
     const last = slice[slice.length - 1];

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { isTerminal, TERMINAL_STATUSES, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { sleep, systemClock, type Clock } from '../util/clock.js';
 import { checkJob } from './codec.js';
-import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedPage } from './contract.js';
+import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedJob, UnfinishedPage } from './contract.js';
 import { countsFromCounters, statsFromCounters } from './counters.js';
 import { describeCause, redactUrl, StoreError } from './errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
@@ -276,24 +276,25 @@ export class PostgresStore implements JobStore {
     const start = decodeUnfinishedCursor(opts.cursor, 'postgres');
     return this.#withRetry('listUnfinished', undefined, async () => {
       let pos = start ?? { status: 0, createdAt: Number.MIN_SAFE_INTEGER, id: '' };
-      const rows: Row[] = [];
+      const jobs: UnfinishedJob[] = [];
       let last: { status: number; createdAt: number; id: string } | null = null;
-      while (rows.length < limit && pos.status < UNFINISHED_ORDER.length) {
+      while (jobs.length < limit && pos.status < UNFINISHED_ORDER.length) {
+        // Summary columns only: the JSON columns (TOASTed when large) are never fetched or decoded.
         const got = (
-          await this.#q(`SELECT * FROM ${this.#s}.jobs WHERE status = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`, [
-            UNFINISHED_ORDER[pos.status],
-            pos.createdAt,
-            pos.id,
-            limit - rows.length,
-          ])
+          await this.#q(
+            `SELECT id, status, priority, created_at, server, prompt_id FROM ${this.#s}.jobs
+             WHERE status = $1 AND unreadable IS NULL AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`,
+            [UNFINISHED_ORDER[pos.status], pos.createdAt, pos.id, limit - jobs.length],
+          )
         ).rows;
-        rows.push(...got);
+        for (const r of got) {
+          jobs.push({ id: String(r.id), status: r.status as JobStatus, priority: Number(r.priority), createdAt: Number(r.created_at), server: (r.server as string | null) ?? null, promptId: (r.prompt_id as string | null) ?? null });
+        }
         const tail = got[got.length - 1];
         if (tail) last = { status: pos.status, createdAt: Number(tail.created_at), id: String(tail.id) };
-        if (rows.length < limit) pos = { status: pos.status + 1, createdAt: Number.MIN_SAFE_INTEGER, id: '' };
+        if (jobs.length < limit) pos = { status: pos.status + 1, createdAt: Number.MIN_SAFE_INTEGER, id: '' };
       }
-      const { jobs, corrupt } = splitDecoded(await this.#decodeAll(rows));
-      return { jobs, corrupt, nextCursor: rows.length === limit && last ? encodeUnfinishedCursor(last) : null };
+      return { jobs, corrupt: [], nextCursor: jobs.length === limit && last ? encodeUnfinishedCursor(last) : null };
     });
   }
 

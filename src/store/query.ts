@@ -3,7 +3,7 @@
  * statistics accumulator for stores that aggregate in JS (memory, Redis).
  */
 import { JOB_STATUSES, TERMINAL_STATUSES, type JobRecord, type JobStatus } from '../jobs/types.js';
-import type { JobQuery, StoreStats } from './contract.js';
+import type { JobQuery, StoreStats, UnfinishedJob } from './contract.js';
 import { StoreError, type StoreBackend } from './errors.js';
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -146,6 +146,11 @@ export function decodeUnfinishedCursor(cursor: string | null | undefined, backen
     // not ours: reported below
   }
   throw new StoreError('STORE_BAD_CURSOR', `listUnfinished: the cursor ${JSON.stringify(cursor.slice(0, 40))} was not produced by this store`, { backend, operation: 'listUnfinished' });
+}
+
+/** The recovery summary of a decoded record (stores that decode anyway: memory, Redis). */
+export function unfinishedSummary(job: Pick<JobRecord, 'id' | 'status' | 'priority' | 'createdAt' | 'server' | 'promptId'>): UnfinishedJob {
+  return { id: job.id, status: job.status, priority: job.priority, createdAt: job.createdAt, server: job.server ?? null, promptId: job.promptId ?? null };
 }
 
 /** The page size for `listUnfinished`, bounded. */

@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { isTerminal, type AttemptRecord, type Checkpoint, type JobRecord, type JobStatus, type RecoveryStep } from '../jobs/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { checkJob, parseJson } from './codec.js';
-import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedPage } from './contract.js';
+import type { CorruptJob, JobPage, JobQuery, JobStore, ServerBlock, StatusCounts, StoreStats, UnfinishedJob, UnfinishedPage } from './contract.js';
 import { countsFromCounters, statContribution, statsFromCounters } from './counters.js';
 import { describeCause, redactUrl, StoreError } from './errors.js';
 import {
@@ -25,6 +25,7 @@ import {
   toPage,
   UNFINISHED_ORDER,
   unfinishedLimit,
+  unfinishedSummary,
   type KeysetPosition,
   type NormalizedQuery,
 } from './query.js';
@@ -367,11 +368,11 @@ export class RedisStore implements JobStore {
           pos = null;
         }
       }
-      const jobs: JobRecord[] = [];
+      const jobs: UnfinishedJob[] = [];
       const corrupt: CorruptJob[] = [];
       for (const d of await this.#fetch(redis, ids.map((e) => e.id))) {
         if (d.ok) {
-          if (!isTerminal(d.job.status)) jobs.push(d.job);
+          if (!isTerminal(d.job.status)) jobs.push(unfinishedSummary(d.job));
         } else {
           await this.#quarantine(redis, d.corrupt);
           corrupt.push(d.corrupt);

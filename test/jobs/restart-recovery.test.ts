@@ -1,9 +1,16 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { createGuard } from '../../src/jobs/guard.js';
 import { recoverUnfinishedJobs } from '../../src/jobs/restart-recovery.js';
 import { InProcessDispatcher } from '../../src/queue/in-process.js';
 import { MemoryStore } from '../../src/store/memory.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
 import type { JobStatus } from '../../src/jobs/types.js';
-import { makeJob } from '../store/fixtures.js';
+import { startSimulator } from '../../src/sim/index.js';
+import { makeJob, sampleWorkflow } from '../store/fixtures.js';
 
 async function storeWith(statuses: JobStatus[]): Promise<MemoryStore> {
   const store = new MemoryStore();
@@ -75,5 +82,46 @@ describe('recoverUnfinishedJobs', () => {
     expect(result).toMatchObject({ queued: 1, corrupt: 1 });
     await dispatcher.close();
     await store.close();
+  });
+
+  it('after a restart on SQLite, a damaged unfinished row is quarantined when its turn comes and the healthy jobs complete', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cg-recover-'));
+    const path = join(dir, 'jobs.db');
+    const sim = await startSimulator({ stepMs: 1 });
+    const store = new SqliteStore({ path });
+    try {
+      await store.init();
+      const good = makeJob({ id: 'good', workflow: sampleWorkflow(), createdAt: Date.now() });
+      await store.createJob(good);
+      // Written behind the store's back, as a crash or a disk fault would leave it.
+      const raw = new Database(path);
+      raw
+        .prepare(`INSERT INTO jobs (id, status, workflow, original_parameters, options, created_at, updated_at) VALUES ('broken', 'running', '{"3":{"class_type":"KSa', '{}', '{}', 1, 1)`)
+        .run();
+      raw.close();
+      let skipped!: () => void;
+      const skippedLogged = new Promise<void>((resolve) => (skipped = resolve));
+      const logger = {
+        info: () => {},
+        debug: () => {},
+        warn: () => {},
+        error: (o: object, msg?: string) => {
+          if (msg === 'skipping unreadable job in the store' && (o as { jobId?: string }).jobId === 'broken') skipped();
+        },
+      };
+      const guard = await createGuard({ servers: [sim.url], store, logger, cleanupIntervalMs: 0 });
+      try {
+        expect((await guard.wait('good')).status).toBe('completed');
+        await skippedLogged;
+        expect((await guard.listCorrupt()).map((c) => c.id)).toEqual(['broken']);
+        expect(await store.countByStatus()).toMatchObject({ total: 1, byStatus: { completed: 1, running: 0 } });
+      } finally {
+        await guard.close();
+      }
+    } finally {
+      await store.close();
+      await sim.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -599,6 +599,30 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(seen).toEqual(expected);
         await expectStoreError(store.listUnfinished({ cursor: 'garbage!' }), 'STORE_BAD_CURSOR');
       });
+
+      it('gives the summary recovery queues by (id, status, priority, createdAt, server, promptId), current after writes', async () => {
+        const queued = makeJob({ id: 's-queued', priority: 7.5, createdAt: 1_700_000_000_000 });
+        const running = makeJob({ id: 's-running', priority: -2, createdAt: 1_700_000_000_001 });
+        const done = makeJob({ id: 's-done', createdAt: 1_700_000_000_002 });
+        for (const j of [queued, running, done]) await store.createJob(j);
+        await store.transition(running.id, 'queued', 'running');
+        const attempt = makeAttempt(1, { server: 'http://gpu-2:8188', promptId: 'p-summary' });
+        await store.recordAttempt(running.id, attempt);
+        await store.transition(done.id, 'queued', 'completed');
+        const page = await store.listUnfinished({ limit: 10 });
+        expect(page.jobs).toEqual([
+          { id: running.id, status: 'running', priority: -2, createdAt: running.createdAt, server: 'http://gpu-2:8188', promptId: 'p-summary' },
+          { id: queued.id, status: 'queued', priority: 7.5, createdAt: queued.createdAt, server: null, promptId: null },
+        ]);
+        expect(page.nextCursor).toBeNull();
+        // A finished job leaves the walk; a re-queued one comes back with its new priority.
+        await store.transition(running.id, 'running', 'failed');
+        await store.transition(done.id, 'completed', 'queued', { priority: 3 });
+        expect((await store.listUnfinished({ limit: 10 })).jobs.map((j) => [j.id, j.status, j.priority])).toEqual([
+          [queued.id, 'queued', 7.5],
+          [done.id, 'queued', 3],
+        ]);
+      });
     });
 
     describe('server blocks', () => {
@@ -673,9 +697,10 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
           expect((await store.listCorrupt()).map((c) => c.id)).toEqual(['broken-1']);
           expect(await store.countByStatus()).toMatchObject({ total: 2, byStatus: { queued: 1, running: 1 } });
           expect((await store.stats()).total).toBe(2);
+          // Recovery's walk never queues the damaged row (a store that decodes may report it again).
           const walk = await store.listUnfinished({ limit: 10 });
           expect(walk.jobs.map((j) => j.id)).toEqual([good2.id, good1.id]);
-          expect(walk.corrupt.map((c) => c.id)).toEqual(['broken-1']);
+          expect(walk.corrupt.filter((c) => c.id !== 'broken-1')).toEqual([]);
           // The healthy jobs stay fully writable.
           expect(await store.transition(good1.id, 'queued', 'running')).not.toBeNull();
           expect(await store.deleteJob('broken-1')).toBe(true);

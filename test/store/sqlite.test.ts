@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteStore } from '../../src/store/sqlite.js';
+import { SqliteStore, UNFINISHED_PAGE_SQL } from '../../src/store/sqlite.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
 import { describeStoreContract } from './contract.js';
 import { makeJob } from './fixtures.js';
@@ -71,6 +71,24 @@ describe('SqliteStore specifics', () => {
       expect((await store.countByStatus()).total).toBe(1);
     } finally {
       await store.close();
+    }
+  });
+
+  it('walks unfinished jobs from the covering index alone, even after ANALYZE', async () => {
+    const path = join(dir, 'plan.db');
+    const store = new SqliteStore({ path });
+    await store.init();
+    for (let i = 0; i < 30; i++) await store.createJob(makeJob({ id: `p-${i}`, createdAt: 1_700_000_000_000 + i }));
+    await store.close();
+    const db = new Database(path);
+    // One index search and no sort: each page costs O(log n + limit) however many jobs wait.
+    const plan = () => (db.prepare(`EXPLAIN QUERY PLAN ${UNFINISHED_PAGE_SQL}`).all('queued', 0, '', 10) as Array<{ detail: string }>).map((r) => r.detail);
+    try {
+      expect(plan()).toEqual([expect.stringContaining('USING COVERING INDEX jobs_unfinished')]);
+      db.exec('ANALYZE');
+      expect(plan()).toEqual([expect.stringContaining('USING COVERING INDEX jobs_unfinished')]);
+    } finally {
+      db.close();
     }
   });
 
