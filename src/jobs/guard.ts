@@ -23,7 +23,7 @@ import {
   type RecoveryPolicy,
 } from '../recovery/index.js';
 import { compileRetryPolicy, type RetryPolicy } from '../resilience/index.js';
-import type { JobQuery, JobPage, JobStore } from '../store/contract.js';
+import type { JobQuery, JobPage, JobStore, UnfinishedPage } from '../store/contract.js';
 import { isStoreError } from '../store/errors.js';
 import { openStore } from '../store/open.js';
 import type { TimerHandle } from '../util/clock.js';
@@ -64,6 +64,9 @@ const MEMORY_KEY = 'memory-model';
 
 /** How often `wait()`/`progress()` re-read the store when no event arrives (another process may run the job). */
 const STORE_POLL_MS = 2_000;
+
+/** Jobs an emergency stop cancels at once. */
+const EMERGENCY_CANCEL_BATCH = 32;
 
 class GuardImpl implements Guard {
   readonly #o: ResolvedGuardOptions;
@@ -301,8 +304,18 @@ class GuardImpl implements Guard {
 
   async emergencyStop(): Promise<{ cancelled: number; servers: number }> {
     this.pause();
-    const { jobs } = await this.#store.listNonTerminal();
-    const results = await Promise.allSettled(jobs.map((j) => this.cancel(j.id)));
+    // Page through summaries and cancel a bounded number at a time: a million queued jobs must not
+    // be read whole or cancelled all at once.
+    let cancelled = 0;
+    let cursor: string | null = null;
+    do {
+      const page: UnfinishedPage = await this.#store.listUnfinished({ cursor, limit: 500 });
+      for (let i = 0; i < page.jobs.length; i += EMERGENCY_CANCEL_BATCH) {
+        const results = await Promise.allSettled(page.jobs.slice(i, i + EMERGENCY_CANCEL_BATCH).map((j) => this.cancel(j.id)));
+        cancelled += results.filter((r) => r.status === 'fulfilled' && r.value.status === 'cancelled').length;
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
     let servers = 0;
     await Promise.all(
       this.#pool.names().map(async (name) => {
@@ -311,7 +324,7 @@ class GuardImpl implements Guard {
         if (ok.every((r) => r.status === 'fulfilled')) servers++;
       }),
     );
-    return { cancelled: results.filter((r) => r.status === 'fulfilled' && r.value.status === 'cancelled').length, servers };
+    return { cancelled, servers };
   }
 
   // ---- the pool --------------------------------------------------------------------------------

@@ -37,6 +37,17 @@ describe('pause, resume and drain', () => {
     expect((await rig.guard.wait(id)).status).toBe('completed');
   });
 
+  it('an emergency stop cancels queued jobs beyond one page of the store (1,200 jobs, pages of 500)', async () => {
+    rig = await startRig([{}]);
+    rig.guard.pause();
+    const ids: string[] = [];
+    for (let i = 0; i < 1_200; i++) ids.push((await rig.guard.submit(sd15Txt2img())).id);
+    const res = await rig.guard.emergencyStop();
+    expect(res.cancelled).toBe(1_200);
+    expect((await rig.guard.stats()).byStatus.cancelled).toBe(1_200);
+    for (const id of [ids[0]!, ids[599]!, ids[1_199]!]) expect((await rig.guard.get(id))!.status).toBe('cancelled');
+  });
+
   it('sends nothing to a drained server and uses it again once undrained', async () => {
     rig = await startRig([{}, {}]);
     rig.guard.drain('sim-0');
