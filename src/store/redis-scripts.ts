@@ -187,7 +187,7 @@ for i = 2, #ARGV do
     contrib_drop(prefix, id)
   end
 end
-return deleted
+return n
 `;
 
 /**
