@@ -1,12 +1,14 @@
 /**
  * `GET /api/stats` (the guard's totals) and `GET /api/stats/detailed` (plus per-strategy,
- * per-server and over-time figures computed from the jobs of a time window). Both carry `analytics`:
- * error analytics kept incrementally from the guard's event stream.
+ * per-server and over-time figures computed from the jobs of a time window). Both carry `analytics`
+ * (error analytics) and `goodput` (GPU-seconds failed, succeeded and saved), kept incrementally from
+ * the guard's event stream since this process started.
  */
 import type { z } from 'zod';
 import type { Guard, ServerHealthView } from '../../jobs/guard-api.js';
 import type { JobRecord } from '../../jobs/types.js';
 import { createErrorAnalytics } from '../../telemetry/error-analytics.js';
+import { GoodputAccumulator } from '../../telemetry/goodput.js';
 import type { ServiceContext, ZodApp } from '../context.js';
 import { iso } from '../job-view.js';
 import { DetailedStatsQuerySchema, DetailedStatsSchema, errorResponses, StatsSchema } from '../schemas.js';
@@ -73,6 +75,16 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
   // Follows the event stream from registration on; each request reads counters, never scans the store.
   const analytics = ctx.errorAnalytics ? createErrorAnalytics(guard, { clock: ctx.clock }) : null;
   if (analytics) app.addHook('onClose', async () => analytics.close());
+  // Goodput of the attempts this process sees settle (per job, it is read from the stored attempts: job-view.ts).
+  const goodput = new GoodputAccumulator({ perJob: false });
+  const goodputSince = ctx.clock.now();
+  const unsubscribe = guard.onEvent((e) => goodput.observe(e));
+  app.addHook('onClose', async () => unsubscribe());
+  const goodputView = () => {
+    const { total, byCode, byServer } = goodput.report();
+    const spent = total.failedSeconds + total.succeededSeconds;
+    return { since: iso(goodputSince), total, goodput: spent > 0 ? total.succeededSeconds / spent : null, byCode, byServer };
+  };
 
   app.get(
     '/api/stats',
@@ -83,7 +95,7 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
         response: { 200: StatsSchema, ...errorResponses(401, 503) },
       },
     },
-    async () => ({ ...(await guard.stats()), ...(analytics ? { analytics: analytics.snapshot() } : {}) }),
+    async () => ({ ...(await guard.stats()), ...(analytics ? { analytics: analytics.snapshot() } : {}), goodput: goodputView() }),
   );
 
   app.get(
@@ -105,6 +117,7 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
       return {
         ...stats,
         ...(analytics ? { analytics: analytics.snapshot() } : {}),
+        goodput: goodputView(),
         byServer: byServer(window.jobs, servers),
         overTime: time.buckets,
         window: { hours, bucketMinutes: time.bucketMinutes, sampledJobs: window.jobs.length, truncated: window.truncated },
