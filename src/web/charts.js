@@ -82,10 +82,11 @@ export function rateLine(buckets, opts) {
 /**
  * Stacked horizontal bars, one row per label.
  * @param {HBarRow[]} rows
- * @param {{ label: string, empty: string }} opts
+ * @param {{ label: string, empty: string, id?: string }} opts
  */
 export function hbars(rows, opts) {
-  if (rows.length === 0) return h('figure', { class: 'chart-box' }, h('p', { class: 'muted' }, opts.empty), h('figcaption', {}, opts.label));
+  const box = { class: 'chart-box', id: opts.id };
+  if (rows.length === 0) return h('figure', box, h('p', { class: 'muted' }, opts.empty), h('figcaption', {}, opts.label));
   const max = Math.max(1, ...rows.map((r) => r.parts.reduce((a, p) => a + p.value, 0)));
   const rowH = 22;
   const labelW = 200;
@@ -106,7 +107,7 @@ export function hbars(rows, opts) {
   /** @type {Map<string, Series>} */
   const seen = new Map();
   for (const r of rows) for (const p of r.parts) if (!seen.has(p.cls)) seen.set(p.cls, { key: p.cls, name: p.name, cls: p.cls });
-  return h('figure', { class: 'chart-box' }, svg, legend([...seen.values()]), h('figcaption', {}, opts.label));
+  return h('figure', box, svg, legend([...seen.values()]), h('figcaption', {}, opts.label));
 }
 
 /** @param {Series[]} series */
