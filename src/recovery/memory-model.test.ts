@@ -151,10 +151,12 @@ describe('createMemoryModel', () => {
     const merged = memoryModelFromJSON(mergeMemoryStates(a.toJSON(), c.toJSON()), { headroom: 0 });
     expect(merged.predict(wf, gpu('g12', 12)).needBytes).toBe(10 * GiB);
     expect(merged.toJSON().entries['g8']).toBeDefined();
+    // What each shape is travels with what was learned, for doctor and the API.
+    expect(Object.values(merged.toJSON().labels ?? {})).toEqual([expect.stringMatching(/^sd15: v1-5-pruned-emaonly\.ckpt; .*KSampler.*VAEDecode/)]);
   });
 
   it('ignores unreadable stored state rather than failing', () => {
     expect(memoryModelFromJSON({ version: 1, entries: { g: { k: { gpu: { lower: 'x', upper: -1 } } } } }).predict(txt2img(), gpu('g', 8)).fits).toBe(true);
-    expect(memoryModelFromJSON('garbage').toJSON()).toEqual({ version: 1, entries: {} });
+    expect(memoryModelFromJSON('garbage').toJSON()).toEqual({ version: 1, entries: {}, labels: {} });
   });
 });

@@ -325,6 +325,25 @@ export const DetailedStatsQuerySchema = z.looseObject({
   hours: queryNumber({ int: true, min: 1, max: 24 * 30 }).default(24).describe('Window of the per-server and over-time figures'),
 });
 
+// ---- memory model --------------------------------------------------------------------------------
+
+export const MemoryModelSchema = z
+  .object({
+    entries: z.array(
+      z.object({
+        server: z.string(),
+        shape: z.string().describe('Shape key: class types and model names (sizes, batch and steps left out)'),
+        label: z.string().nullable().describe('What the shape is: model family, model files, class types'),
+        kind: z.enum(['gpu', 'cpu', 'cpuDevice']).describe('gpu: device memory; cpu: a CPU tensor in RAM; cpuDevice: everything in RAM on a CPU server'),
+        lower: z.number().nullable().describe('The need is at least this multiple of the shape estimate (OOMs, memory seen in use); null when unknown'),
+        upper: z.number().nullable().describe('The need is at most this multiple of the shape estimate (successes); null when unknown'),
+        ooms: z.number().int(),
+        successes: z.number().int(),
+      }),
+    ),
+  })
+  .meta({ id: 'MemoryModel' });
+
 // ---- health --------------------------------------------------------------------------------------
 
 const componentStatus = z.enum(['ok', 'degraded', 'down']);

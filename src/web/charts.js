@@ -102,7 +102,9 @@ export function hbars(rows, opts) {
       svg.append(s('rect', { x, y, width: Math.max(1, w), height: rowH - 6, class: p.cls }, s('title', {}, `${r.label}: ${p.value} ${p.name}`)));
       x += w;
     }
-    svg.append(s('text', { x: x + 4, y: y + 15, class: 'tick' }, String(r.parts.reduce((a, p) => a + p.value, 0))));
+    // Parts may be fractional (seconds): the sum of rounded parts is rounded again.
+    const total = r.parts.reduce((a, p) => a + p.value, 0);
+    svg.append(s('text', { x: x + 4, y: y + 15, class: 'tick' }, String(Number.isInteger(total) ? total : Math.round(total * 100) / 100)));
   });
   /** @type {Map<string, Series>} */
   const seen = new Map();

@@ -71,7 +71,7 @@ function render(d) {
   const gpuRows = Object.entries(g.byServer).map(([name, v]) => ({ label: name, parts: [{ value: sec(v.succeededSeconds), cls: 'c-completed', name: 's produced results' }, { value: sec(v.failedSeconds), cls: 'c-failed', name: 's lost to failures' }, { value: sec(v.savedSeconds), cls: 'c-recovered', name: 's saved by reuse' }] }));
   const lostRows = Object.entries(g.byCode)
     .sort((x, y) => y[1].failedSeconds - x[1].failedSeconds)
-    .map(([code, v]) => ({ label: code, parts: [{ value: sec(v.failedSeconds), cls: 'c-failed', name: `s lost (${v.failedAttempts} attempts)` }] }));
+    .map(([code, v]) => ({ label: code, parts: [{ value: sec(v.failedSeconds), cls: 'c-failed', name: 's lost to failures' }] }));
   const w = d.window;
   fill(byId('charts'),
     timeBars(d.overTime, [{ key: 'completed', name: 'completed', cls: 'c-completed' }, { key: 'failed', name: 'failed', cls: 'c-failed' }], { label: `Throughput: jobs ended per ${w.bucketMinutes >= 1440 ? 'day' : 'hour'}`, bucketMinutes: w.bucketMinutes }),

@@ -2,6 +2,7 @@
  * Turns a server probe into a verdict with its problems, and renders it for people or as JSON.
  * Pure: no I/O, so every rule is unit-testable.
  */
+import type { LearnedMemory } from '../../jobs/learned-memory.js';
 import type { ServerProbe } from './probe.js';
 
 export type Severity = 'error' | 'warning';
@@ -148,6 +149,29 @@ export function renderReports(reports: ServerReport[]): string {
       ? `${reports.length} server(s) checked: all usable${reports.some((r) => r.verdict === 'degraded') ? ' (see warnings)' : ''}`
       : `${reports.length} server(s) checked: ${unusable} unusable`,
   );
+  return `${out.join('\n')}\n`;
+}
+
+const KIND_WORDS = { gpu: 'GPU', cpu: 'RAM (CPU tensor)', cpuDevice: 'RAM (CPU server)' } as const;
+
+/**
+ * The learned memory section: per server and workflow shape, the bounds on the real need as
+ * multiples of the shape estimate, and how many OOMs and successes taught them.
+ */
+export function renderLearnedMemory(learned: LearnedMemory, store: string): string {
+  const out = [`learned memory (store ${store})`];
+  if (learned.entries.length === 0) out.push('  nothing learned yet: no OOM or success has been recorded in this store');
+  let server: string | null = null;
+  for (const e of learned.entries) {
+    if (e.server !== server) {
+      server = e.server;
+      out.push(`  ${server}`);
+    }
+    const x = (r: number | null) => (r === null ? '?' : `x${r.toFixed(2)}`);
+    const bounds = e.lower === null && e.upper === null ? 'no bound yet' : `need ${x(e.lower)} .. ${x(e.upper)} of the estimate`;
+    out.push(`    ${e.label ?? e.shape}`);
+    out.push(`      ${KIND_WORDS[e.kind]}: ${bounds} (${e.ooms} OOM, ${e.successes} ok; shape ${e.shape})`);
+  }
   return `${out.join('\n')}\n`;
 }
 
