@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { NodeOutput } from '../comfy/types.js';
 import { classify, ComfyGuardError, type Classification, type ClassifierRules } from '../errors/index.js';
 import { ERROR_REGISTRY } from '../errors/codes.js';
+import { oomWordsForDevice } from '../errors/oom-amount.js';
 import type { ServerPool } from '../pool/index.js';
 import { applyParams, scaleQuality, serverMemory, type MemoryModel, type OomMemoryInput } from '../recovery/index.js';
 import type { JobStore } from '../store/contract.js';
@@ -302,7 +303,7 @@ export class JobDriver {
     reattached = false,
   ): Promise<StepOutcome> {
     const { d } = this;
-    const c = this.classify(evidence, attempt.server, attempt.promptId);
+    const c = this.#wordsForDevice(this.classify(evidence, attempt.server, attempt.promptId), evidence, attempt.server);
     const status: AttemptRecord['status'] = lost ? 'lost' : c.code === 'COMFYUI_INTERRUPTED' ? 'interrupted' : 'failed';
     const folded = failAttempt(job, attempt, { status, code: c.code, message: c.message, failure: failureDetails(c), completedOutputs }, d.o.clock.now());
     d.pool.recordFailure(attempt.server, c);
@@ -422,6 +423,17 @@ export class JobDriver {
       ...(json.nodeType ? { nodeType: json.nodeType } : {}),
       ...(server ? { server } : {}),
     };
+  }
+
+  /**
+   * An OOM in words that fit where it happened: the CPU allocator, or a server whose device is the
+   * CPU, ran out of system memory, and a bigger GPU would not help (the registry's words speak of a GPU).
+   */
+  #wordsForDevice(c: Classification, evidence: unknown, server: string): Classification {
+    if (c.code !== 'COMFYUI_OOM') return c;
+    const device = this.d.planner.pool().servers.find((x) => x.name === server)?.device ?? null;
+    const words = oomWordsForDevice({ text: oomTextOf(evidence), deviceType: device });
+    return words ? { ...c, ...words } : c;
   }
 
   /** The memory model's view of a server, from its last health check. */
