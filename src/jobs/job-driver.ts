@@ -166,7 +166,8 @@ export class JobDriver {
       const picked = await d.picker.pick({
         workflow,
         constraint: plan.server,
-        predict: (s) => mm.predict(workflow, s), ...(job.options.serverTags ? { tags: job.options.serverTags } : {}),
+        ...(d.o.capacityAware ? { predict: (s: Parameters<MemoryModel['predict']>[1]) => mm.predict(workflow, s) } : {}),
+        ...(job.options.serverTags ? { tags: job.options.serverTags } : {}),
         deadline,
         signal,
       });
@@ -323,7 +324,8 @@ export class JobDriver {
       const text = oomTextOf(evidence);
       d.memory().observeOom({ server: mem, workflow: attempt.workflow, text });
       d.learned();
-      memory = { model: d.memory(), oomText: text };
+      // Without capacity awareness the planner walks the ladder, as it does for a model-less OOM.
+      if (d.o.capacityAware) memory = { model: d.memory(), oomText: text };
     }
     return {
       job: folded.job,
