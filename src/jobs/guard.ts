@@ -58,8 +58,6 @@ export async function createGuard(options: GuardOptions): Promise<Guard> {
   return guard;
 }
 
-const MEMORY_KEY = MEMORY_MODEL_META_KEY;
-
 /**
  * The memory model the engine uses, which also records what this process learned since its last
  * write to the store: the write merges only that, so counts are not added again on every write.
@@ -163,7 +161,7 @@ class GuardImpl implements Guard {
     this.#store = typeof this.#o.store === 'string' ? await openStore(this.#o.store) : this.#o.store;
     await this.#store.init();
     // What every process learned about memory needs, kept in the store.
-    this.#memory = memoryModelFromJSON(await this.#store.getMeta(MEMORY_KEY).catch(() => null));
+    this.#memory = memoryModelFromJSON(await this.#store.getMeta(MEMORY_MODEL_META_KEY).catch(() => null));
     if (this.#o.instanceId !== undefined) {
       // One clientId per instance, kept across restarts: ComfyUI routes a prompt's events by it.
       const key = `instance:${this.#o.instanceId}:clientId`;
@@ -503,9 +501,9 @@ class GuardImpl implements Guard {
         const news = this.#memoryJournal.toJSON();
         this.#memoryJournal = createMemoryModel();
         try {
-          const stored = (await this.#store.getMeta(MEMORY_KEY)) as MemoryModelState | null;
+          const stored = (await this.#store.getMeta(MEMORY_MODEL_META_KEY)) as MemoryModelState | null;
           const merged = stored ? mergeMemoryStates(stored, news) : news;
-          await this.#store.setMeta(MEMORY_KEY, merged);
+          await this.#store.setMeta(MEMORY_MODEL_META_KEY, merged);
           // What arrived while we wrote is in the fresh journal: add it on top of the shared state.
           this.#memory = memoryModelFromJSON(mergeMemoryStates(merged, this.#memoryJournal.toJSON()));
         } catch (err) {
@@ -520,7 +518,7 @@ class GuardImpl implements Guard {
   async memoryModel(): Promise<LearnedMemory> {
     await this.#memoryWrite;
     // The store's copy has what every process learned; this process's unwritten news goes on top.
-    const stored = await this.#store.getMeta(MEMORY_KEY).catch(() => null);
+    const stored = await this.#store.getMeta(MEMORY_MODEL_META_KEY).catch(() => null);
     const news = this.#memoryJournal.toJSON();
     return learnedMemoryFrom(stored ? mergeMemoryStates(stored as MemoryModelState, news) : this.#memory.toJSON());
   }

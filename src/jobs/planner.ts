@@ -140,7 +140,7 @@ export function planRecovery(job: JobRecord, failure: PlannerFailure, deps: Plan
       error: {
         ...error,
         message: `${error.message} Quality "exact" refused the change that would have run it: ${decision.refused}.`,
-        hint: `Submit it without quality "exact" to accept that change (it is then listed in degraded), or run it on a server with more memory. ${error.hint}`,
+        hint: `Submit it without quality "exact" to accept that change (the result then lists it in degraded). ${error.hint}`,
       },
     };
   }
