@@ -284,7 +284,7 @@ export function shapeLabel(wf: ApiWorkflow): string {
   const models = new Set<string>();
   const types = new Set<string>();
   for (const [, n] of sortedNodes(wf)) {
-    types.add(n.class_type === 'VAEDecodeTiled' ? 'VAEDecode' : n.class_type);
+    types.add(n.class_type);
     for (const k of MODEL_INPUTS) {
       const v = str(n.inputs[k]);
       if (v !== null) models.add(v);
@@ -297,14 +297,16 @@ export function shapeLabel(wf: ApiWorkflow): string {
 
 /**
  * A key for "the same kind of workflow": class types and model names, not sizes, batch or steps
- * (the estimate scales with those), and a tiled decode counts as a decode. What the memory model
- * learns for one key applies to every size of that workflow.
+ * (the estimate scales with those). What the memory model learns for one key applies to every size
+ * of that workflow. A tiled decode is its own shape: its peak is at another node (the sampler, not
+ * the decode), so a ratio learned from a full decode's OOM would wrongly raise it, and a tiled
+ * success would say nothing about a full decode.
  * @example shapeKey(wf) // 'k1a2b3c4d'
  */
 export function shapeKey(wf: ApiWorkflow): string {
   const parts: string[] = [];
   for (const [, n] of sortedNodes(wf)) {
-    const ct = n.class_type === 'VAEDecodeTiled' ? 'VAEDecode' : n.class_type;
+    const ct = n.class_type;
     const model = MODEL_INPUTS.map((k) => str(n.inputs[k]))
       .filter((v): v is string => v !== null);
     parts.push([ct, ...model].join('\u0001'));
