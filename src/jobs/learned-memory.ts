@@ -26,7 +26,10 @@ export interface LearnedMemoryEntry {
   successes: number;
 }
 
-/** Everything learned, sorted by server then shape. */
+/** The device first, then what runs in RAM. */
+const KIND_ORDER: readonly MemoryKind[] = ['gpu', 'cpuDevice', 'cpu'];
+
+/** Everything learned, sorted by server, shape and kind (GPU first). */
 export interface LearnedMemory {
   entries: LearnedMemoryEntry[];
 }
@@ -37,14 +40,14 @@ export function learnedMemoryFrom(state: unknown): LearnedMemory {
   const entries: LearnedMemoryEntry[] = [];
   for (const [server, shapes] of Object.entries(s.entries)) {
     for (const [shape, kinds] of Object.entries(shapes)) {
-      for (const kind of ['gpu', 'cpu', 'cpuDevice'] as const) {
+      for (const kind of KIND_ORDER) {
         const b = kinds[kind];
         if (!b || b.ooms + b.successes === 0) continue;
         entries.push({ server, shape, label: s.labels?.[shape] ?? null, kind, lower: b.lower, upper: b.upper, ooms: b.ooms, successes: b.successes });
       }
     }
   }
-  entries.sort((a, b) => a.server.localeCompare(b.server) || (a.label ?? a.shape).localeCompare(b.label ?? b.shape) || a.kind.localeCompare(b.kind));
+  entries.sort((a, b) => a.server.localeCompare(b.server) || (a.label ?? a.shape).localeCompare(b.label ?? b.shape) || a.shape.localeCompare(b.shape) || KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
   return { entries };
 }
 

@@ -162,17 +162,29 @@ export function renderLearnedMemory(learned: LearnedMemory, store: string): stri
   const out = [`learned memory (store ${store})`];
   if (learned.entries.length === 0) out.push('  nothing learned yet: no OOM or success has been recorded in this store');
   let server: string | null = null;
+  let shape: string | null = null;
   for (const e of learned.entries) {
     if (e.server !== server) {
       server = e.server;
+      shape = null;
       out.push(`  ${server}`);
     }
-    const x = (r: number | null) => (r === null ? '?' : `x${r.toFixed(2)}`);
-    const bounds = e.lower === null && e.upper === null ? 'no bound yet' : `need ${x(e.lower)} .. ${x(e.upper)} of the estimate`;
-    out.push(`    ${e.label ?? e.shape}`);
-    out.push(`      ${KIND_WORDS[e.kind]}: ${bounds} (${e.ooms} OOM, ${e.successes} ok; shape ${e.shape})`);
+    if (e.shape !== shape) {
+      shape = e.shape;
+      out.push(`    ${e.label ?? 'a workflow shape'} (shape ${e.shape})`);
+    }
+    out.push(`      ${KIND_WORDS[e.kind]}: ${boundsWords(e.lower, e.upper)} (${e.ooms} OOM, ${e.successes} ok)`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** "need x1.10 .. x1.40 of the estimate", "need at most x2.11 …", "no bound yet". */
+function boundsWords(lower: number | null, upper: number | null): string {
+  const x = (r: number) => `x${r.toFixed(2)}`;
+  if (lower !== null && upper !== null) return `need ${x(lower)} .. ${x(upper)} of the estimate`;
+  if (lower !== null) return `need at least ${x(lower)} of the estimate`;
+  if (upper !== null) return `need at most ${x(upper)} of the estimate`;
+  return 'no bound yet';
 }
 
 /** The usual causes of a server that does not answer, from what the connection said. */
