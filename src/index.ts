@@ -18,12 +18,15 @@ export type { OpenStoreOptions, StoreErrorCode, SqliteStoreOptions, PostgresStor
 export { DEFAULT_POLICY, compilePolicy, RecoveryPolicyError, applyParams, PatchError, isPatchError, PARAM_NAMES } from './recovery/index.js';
 export type { RecoveryPolicy, PolicyIssue, PatchErrorCode } from './recovery/index.js';
 export { createMetrics, createJsonLinesSink, createLoggerSink, createErrorSpikeAlert, createWebhookNotifier, attachWebhooks, signWebhookBody, SIGNATURE_HEADER, EVENT_HEADER } from './telemetry/index.js';
+export { GoodputAccumulator, goodputOf, goodputOfJob } from './telemetry/index.js';
+export type { GoodputEntry, GoodputOptions, GoodputReport, GoodputTotals } from './telemetry/index.js';
 export type { GuardMetrics, MetricsOptions, ClosableSink, ErrorSpike, ErrorSpikeAlert, ErrorSpikeAlertOptions, WebhookNotifier, WebhookNotifierOptions, WebhookResult, JobWebhookPayload } from './telemetry/index.js';
 export { BullMqDispatcher, DispatcherUnavailableError } from './queue/bullmq.js';
 export type { BullMqDispatcherOptions } from './queue/bullmq.js';
 export { createGuard, GuardError } from './jobs/guard.js';
 export type { GuardErrorCode } from './jobs/guard.js';
-export type { Guard, GuardStats, JobEvent, AnalyticsEvent, AnalyticsSink, SubmitResult, ServerHealthView, DegradationLevel } from './jobs/guard-api.js';
+export type { Guard, GuardStats, JobEvent, AnalyticsEvent, AnalyticsSink, SubmitResult, ServerHealthView, DegradationLevel, LearnedMemory, LearnedMemoryEntry } from './jobs/guard-api.js';
+export { readLearnedMemory, learnedMemoryFrom, MEMORY_MODEL_META_KEY } from './jobs/learned-memory.js';
 export { GuardConfigError } from './jobs/options.js';
 export type { GuardOptions, ServerOption, Logger } from './jobs/options.js';
 export { InProcessDispatcher } from './queue/in-process.js';

@@ -1,17 +1,24 @@
 /**
- * Capacity-aware recovery, before and after: a fixed mix of OOM-prone jobs on a mixed pool, run
- * through the real routing (`chooseRoute`) and recovery (`decideNext`) against the simulator's own
- * node behaviours and memory bookkeeping (models stay loaded between jobs; a CUDA OOM unloads
- * them, as ComfyUI does). "before": routing by load only and today's ladder (maxRetries 3);
- * "after": routing by the memory model's prediction and the one-step OOM planner (oomRetries 2),
- * the model learning from every OOM and success. Time is a cost model, not a clock: an attempt
- * costs 1 s to load plus 0.05 s per step per image-megapixel (SDXL and Flux x2), a failed one only
- * what ran before the failing node. The engine loop here stands in for the guard until the
- * integrator wires the memory model into it (see the report of issue 12).
+ * Capacity-aware recovery, before and after: a fixed mix of OOM-prone jobs on mixed pools, run two
+ * ways.
+ * - `createGuard`: the real guard on simulators (models stay loaded between jobs on each server, a
+ *   CUDA OOM unloads them, as ComfyUI does), jobs one after another. "before" is `capacityAware:
+ *   false` (routing by load, the OOM ladder one rung per attempt within maxRetries 3); "after" the
+ *   defaults (memory-model routing, the one-step OOM planner with oomRetries 2).
+ * - `model loop`: the same mix through routing (`chooseRoute`) and recovery (`decideNext`) directly
+ *   against the simulator's node behaviours and memory bookkeeping, without sockets: quick, and it
+ *   shows the planner alone.
+ * GPU-s is a cost model, not a clock: an attempt costs 1 s to load plus 0.05 s per step per
+ * image-megapixel (SDXL x2) once it got past the sampler; a failed one only what ran before the
+ * failing node. The guard rows also give the simulators' wall seconds (`sim-s`, from the goodput of
+ * the guard's events), which follow steps only, not image size. Then the issue's acceptance
+ * scenarios, through `createGuard`, as notes.
  */
 import type { ApiWorkflow } from '../comfy/types.js';
 import { isLink, topologicalOrder } from '../comfy/workflow.js';
 import type { GuardEvent } from '../jobs/events.js';
+import { createGuard } from '../jobs/guard.js';
+import type { GuardOptions } from '../jobs/options.js';
 import { newJobRecord, type AttemptRecord, type JobRecord, type RecoveryStep } from '../jobs/types.js';
 import { chooseRoute, type RouteCandidate } from '../pool/routing.js';
 import { computeDegraded } from '../recovery/degraded.js';
@@ -20,7 +27,8 @@ import { serverMemory } from '../recovery/oom-plan.js';
 import { compilePolicy, decideNext, type PoolServer, type RecoveryDecision } from '../recovery/policy.js';
 import { AllocationError, GiB, MemoryModel as SimMemory } from '../sim/memory.js';
 import { BEHAVIORS, type NodeRun, type SimValue } from '../sim/node-behaviors.js';
-import { goodputOf } from '../telemetry/goodput.js';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../sim/index.js';
+import { GoodputAccumulator, goodputOf } from '../telemetry/goodput.js';
 import { round, type BenchResult } from './harness.js';
 
 interface SimServer {
@@ -176,7 +184,7 @@ async function runJob(id: string, wf: ApiWorkflow, pool: SimServer[], after: boo
   return { attempts: 30, completed: false, degraded: false, events };
 }
 
-async function scenario(label: string, makePool: () => SimServer[], jobs: Array<{ label: string; wf: ApiWorkflow }>, after: boolean): Promise<Record<string, string | number>> {
+async function modelScenario(label: string, makePool: () => SimServer[], jobs: Array<{ label: string; wf: ApiWorkflow }>, after: boolean): Promise<Record<string, string | number>> {
   const pool = makePool();
   const mm = createMemoryModel();
   const seq = { n: 0 };
@@ -186,6 +194,7 @@ async function scenario(label: string, makePool: () => SimServer[], jobs: Array<
   const recovered = done.filter((o) => o.attempts > 1);
   const g = goodputOf(outcomes.flatMap((o) => o.events));
   return {
+    engine: 'model loop',
     scenario: label,
     variant: after ? 'after' : 'before',
     jobs: jobs.length,
@@ -196,28 +205,139 @@ async function scenario(label: string, makePool: () => SimServer[], jobs: Array<
     'extra exec/recovered': recovered.length ? round(recovered.reduce((a, o) => a + o.attempts - 1, 0) / recovered.length, 2) : 0,
     'GPU-s failed': round(g.total.failedSeconds, 1),
     'GPU-s ok': round(g.total.succeededSeconds, 1),
+    'sim-s failed': '',
     'output changed %': done.length ? round((100 * done.filter((o) => o.degraded).length) / done.length, 1) : 0,
   };
 }
 
-/** Runs the scenarios before and after. */
+/** Nodes that run before sampling: an attempt that failed there cost only its loading. */
+const BEFORE_SAMPLING: ReadonlySet<string> = new Set(['CheckpointLoaderSimple', 'CLIPTextEncode', 'EmptyLatentImage', 'KSampler', 'EmptyImage']);
+
+/** The cost model above, for one recorded attempt (what it ran, and where it failed). */
+function attemptCost(a: AttemptRecord): number {
+  const nodes = Object.values(a.workflow);
+  const sampler = nodes.find((n) => n.class_type === 'KSampler');
+  const latent = nodes.find((n) => n.class_type === 'EmptyLatentImage');
+  const failedAt = a.failure?.nodeType;
+  const ran = a.status === 'completed' || (failedAt !== undefined && !BEFORE_SAMPLING.has(failedAt));
+  let seconds = 1;
+  if (ran && sampler && latent) {
+    const { width, height, batch_size } = latent.inputs as { width: number; height: number; batch_size: number };
+    const heavy = nodes.some((n) => String(n.inputs['ckpt_name'] ?? '').includes('xl')) ? 2 : 1;
+    seconds += 0.05 * Number(sampler.inputs['steps']) * batch_size * ((width * height) / 2 ** 20) * heavy;
+  }
+  if (a.status === 'completed' && nodes.some((n) => n.class_type === 'EmptyImage')) seconds += 0.5;
+  return seconds;
+}
+
+/** Settings shared by every guard here: a memory store, quick backoff, no cleanup timer. */
+const GUARD_BASE: Omit<GuardOptions, 'servers'> = { store: 'memory:', cleanupIntervalMs: 0, retry: { baseMs: 20, capMs: 200 }, healthTtlMs: 300, progressThrottleMs: 0 };
+
+/** Simulators and a guard over them; `close` stops both. */
+async function guardOn(sims: SimulatorOptions[], opts: Partial<GuardOptions>): Promise<{ guard: Awaited<ReturnType<typeof createGuard>>; close(): Promise<void> }> {
+  const started: Simulator[] = [];
+  for (const o of sims) started.push(await startSimulator({ stepMs: 2, ...o }));
+  const guard = await createGuard({ ...GUARD_BASE, ...opts, servers: started.map((x) => ({ url: x.url, name: x.name })) });
+  return {
+    guard,
+    close: async () => {
+      await guard.close();
+      await Promise.all(started.map((x) => x.close()));
+    },
+  };
+}
+
+/** The mix through a real guard, one job after another. */
+async function guardScenario(label: string, sims: SimulatorOptions[], jobs: Array<{ label: string; wf: ApiWorkflow }>, after: boolean): Promise<Record<string, string | number>> {
+  const { guard, close } = await guardOn(sims, { capacityAware: after, maxRetries: 3 });
+  const acc = new GoodputAccumulator({ perJob: false });
+  guard.onEvent((e) => acc.observe(e));
+  const records: JobRecord[] = [];
+  try {
+    for (const j of jobs) records.push(await guard.wait((await guard.submit(j.wf)).id));
+  } finally {
+    await close();
+  }
+  const done = records.filter((r) => r.status === 'completed');
+  const recovered = done.filter((r) => r.attempts.length > 1);
+  const attempts = records.flatMap((r) => r.attempts);
+  const changed = done.filter((r) => r.degraded !== null && 'changes' in r.degraded && (r.degraded.changes?.length ?? 0) > 0);
+  return {
+    engine: 'createGuard',
+    scenario: label,
+    variant: after ? 'after' : 'before',
+    jobs: jobs.length,
+    completed: done.length,
+    failed: jobs.length - done.length,
+    'attempts/job': round(attempts.length / jobs.length, 2),
+    'max attempts': Math.max(...records.map((r) => r.attempts.length)),
+    'extra exec/recovered': recovered.length ? round(recovered.reduce((a, r) => a + r.attempts.length - 1, 0) / recovered.length, 2) : 0,
+    'GPU-s failed': round(attempts.filter((a) => a.status !== 'completed').reduce((n, a) => n + attemptCost(a), 0), 1),
+    'GPU-s ok': round(attempts.filter((a) => a.status === 'completed').reduce((n, a) => n + attemptCost(a), 0), 1),
+    'sim-s failed': round(acc.report().total.failedSeconds, 2),
+    'output changed %': done.length ? round((100 * changed.length) / done.length, 1) : 0,
+  };
+}
+
+/** The issue's acceptance scenarios through createGuard, in words with their numbers. */
+async function acceptance(): Promise<string[]> {
+  const lines: string[] = [];
+  const run = async (sims: SimulatorOptions[], jobs: Array<{ what: string; wf: ApiWorkflow; opts?: Parameters<Awaited<ReturnType<typeof createGuard>>['submit']>[1] }>) => {
+    const { guard, close } = await guardOn(sims, {});
+    try {
+      for (const j of jobs) {
+        const r = await guard.wait((await guard.submit(j.wf, j.opts)).id);
+        const changes = r.degraded && 'changes' in r.degraded ? (r.degraded.changes ?? []).map((c) => `${c.input} ${String(c.from)}->${String(c.to)}`).join(', ') : '';
+        lines.push(
+          `${j.what}: ${r.status} in ${r.attempts.length} attempt(s) on ${r.attempts.map((a) => a.server).join(' -> ')}, ${r.outputs.length} output(s)` +
+            (changes ? `; degraded: ${changes}` : '') +
+            (r.error ? `; error: ${r.error.message}` : ''),
+        );
+      }
+    } finally {
+      await close();
+    }
+  };
+  await run([{ vram: '6GiB', name: 'gpu6' }, { vram: '24GiB', name: 'gpu24' }], [
+    { what: '[6, 24 GiB] SDXL 1024² x1', wf: txt2img(SDXL, 1024, 1) },
+    { what: '[6, 24 GiB] SD1.5 1024² x8', wf: txt2img(SD15, 1024, 8) },
+  ]);
+  await run([{ vram: '8GiB', name: 'gpu8' }], [
+    { what: 'lone 8 GiB, SDXL 1024² x8', wf: txt2img(SDXL, 1024, 8) },
+    { what: 'lone 8 GiB, SDXL 1024² x8, quality exact', wf: txt2img(SDXL, 1024, 8), opts: { quality: 'exact' } },
+  ]);
+  await run([{ vram: '8GiB', name: 'gpu8' }], [{ what: 'small GPU server (8 GiB, 32 GiB RAM), EmptyImage 16384² x64', wf: emptyImage(16384, 64) }]);
+  await run([{ device: 'cpu', ram: '8GiB', name: 'cpu8' }], [{ what: 'CPU server (8 GiB RAM), EmptyImage 16384² x64', wf: emptyImage(16384, 64) }]);
+  return lines;
+}
+
+/** Runs the scenarios before and after, both ways, then the acceptance scenarios. */
 export async function run(): Promise<BenchResult> {
   const rows: Array<Record<string, string | number>> = [];
-  const scenarios: Array<[string, () => SimServer[], Array<{ label: string; wf: ApiWorkflow }>]> = [
+  const huge = [{ label: 'EmptyImage', wf: emptyImage(16384, 64) }, { label: 'EmptyImage', wf: emptyImage(8192, 32) }];
+  const pools: Array<[string, SimulatorOptions[], Array<{ label: string; wf: ApiWorkflow }>]> = [
+    ['mixed 6+8+24 GiB', [{ vram: '6GiB', name: 'gpu6' }, { vram: '8GiB', name: 'gpu8' }, { vram: '24GiB', name: 'gpu24' }], mix()],
+    ['demo 6+24 GiB', [{ vram: '6GiB', name: 'gpu6' }, { vram: '24GiB', name: 'gpu24' }], mix()],
+    ['lone 8 GiB', [{ vram: '8GiB', name: 'gpu8' }], mix()],
+    ['cpu 8 GiB, 16384² x64', [{ device: 'cpu', ram: '8GiB', name: 'cpu8' }], huge],
+  ];
+  for (const [label, sims, jobs] of pools) for (const after of [false, true]) rows.push(await guardScenario(label, sims, jobs, after));
+  const models: Array<[string, () => SimServer[], Array<{ label: string; wf: ApiWorkflow }>]> = [
     ['mixed 6+8+24 GiB', () => [server('gpu6', 6), server('gpu8', 8), server('gpu24', 24)], mix()],
     ['demo 6+24 GiB', () => [server('gpu6', 6), server('gpu24', 24)], mix()],
     ['lone 8 GiB', () => [server('gpu8', 8)], mix()],
-    ['cpu 8 GiB, 16384² x64', () => [server('cpu8', 8, 'cpu')], [{ label: 'EmptyImage', wf: emptyImage(16384, 64) }, { label: 'EmptyImage', wf: emptyImage(8192, 32) }]],
+    ['cpu 8 GiB, 16384² x64', () => [server('cpu8', 8, 'cpu')], huge],
   ];
-  for (const [label, pool, jobs] of scenarios) for (const after of [false, true]) rows.push(await scenario(label, pool, jobs, after));
+  for (const [label, pool, jobs] of models) for (const after of [false, true]) rows.push(await modelScenario(label, pool, jobs, after));
   return {
     name: 'capacity',
     title: 'OOM recovery before (load routing + ladder) and after (memory model routing + one-step planner)',
     rows,
     notes: [
       'jobs run one after another; models stay loaded between jobs on each simulated server (ComfyUI unloads all after a CUDA OOM)',
-      'GPU-s is a cost model (1 s load + 0.05 s per step per image-megapixel, x2 for SDXL), not wall time',
-      'the engine loop here stands in for the guard; the integrator wires memory/oomRetries into guard.ts',
+      'GPU-s is a cost model (1 s load + 0.05 s per step per image-megapixel once past the sampler, x2 for SDXL), not wall time; sim-s is the simulators\' wall time of failed attempts (steps only, not image size)',
+      'createGuard rows: before = capacityAware false, maxRetries 3; after = the defaults (oomRetries 2); backoff 20-200 ms to keep the run short',
+      ...(await acceptance()).map((l) => `acceptance: ${l}`),
     ],
   };
 }

@@ -7,9 +7,11 @@ import type { JobQuery, JobPage } from '../store/contract.js';
 import type { CleanupReport } from './cleanup.js';
 import type { ErrorAnalyticsSnapshot } from './error-analytics.js';
 import type { GuardEvent, JobEvent } from './events.js';
+import type { LearnedMemory } from './learned-memory.js';
 import type { JobOptions, JobParams, JobRecord, JobStatus } from './types.js';
 
 export type { AttemptOutcome, ComfyExecutionMessage, GuardEvent, JobEvent, PoolChangeEvent } from './events.js';
+export type { LearnedMemory, LearnedMemoryEntry } from './learned-memory.js';
 
 /** Analytics events (names and fields are part of the contract). */
 export type AnalyticsEvent =
@@ -96,6 +98,11 @@ export interface Guard {
   /** Health of every server (cached health checks). */
   servers(): Promise<ServerHealthView[]>;
   degradation(): DegradationLevel;
+  /**
+   * What the memory model learned, per (server, workflow shape): bounds on the real need as multiples
+   * of the shape estimate, from OOMs and successes of every process sharing the store.
+   */
+  memoryModel(): Promise<LearnedMemory>;
   /** Stored jobs that cannot be read (damaged rows), with their ids; they are left out of stats and listed until deleted. */
   listCorrupt(): Promise<Array<{ id: string; error: string }>>;
   /** Removes one stored job (a damaged row, typically); true when it existed. A running job is cancelled first. */

@@ -36,6 +36,7 @@ import { FeedRegistry } from './feed-registry.js';
 import type { Guard, GuardStats, ServerHealthView, SubmitResult } from './guard-api.js';
 import { GuardError } from './guard-error.js';
 import { JobDriver } from './job-driver.js';
+import { learnedMemoryFrom, MEMORY_MODEL_META_KEY, type LearnedMemory } from './learned-memory.js';
 import { validateJobOptions, JobInputError } from './job-input.js';
 import { resolveGuardOptions, type GuardOptions, type ResolvedGuardOptions } from './options.js';
 import { ProgressThrottle } from './progress-throttle.js';
@@ -59,8 +60,25 @@ export async function createGuard(options: GuardOptions): Promise<Guard> {
   return guard;
 }
 
-/** The store key of the shared memory model. */
-const MEMORY_KEY = 'memory-model';
+/**
+ * The memory model the engine uses, which also records what this process learned since its last
+ * write to the store: the write merges only that, so counts are not added again on every write.
+ */
+function journaled(model: () => MemoryModel, journal: () => MemoryModel): MemoryModel {
+  return {
+    predict: (wf, server) => model().predict(wf, server),
+    estimate: (wf) => model().estimate(wf),
+    observeOom: (o) => {
+      journal().observeOom(o);
+      return model().observeOom(o);
+    },
+    observeSuccess: (o) => {
+      journal().observeSuccess(o);
+      model().observeSuccess(o);
+    },
+    toJSON: () => model().toJSON(),
+  };
+}
 
 /** How often `wait()`/`progress()` re-read the store when no event arrives (another process may run the job). */
 const STORE_POLL_MS = 2_000;
@@ -89,6 +107,9 @@ class GuardImpl implements Guard {
   readonly #storeWaits = new Set<TimerHandle>();
   #paused = false;
   #memory: MemoryModel = createMemoryModel();
+  /** What this process learned since its last write to the store. */
+  #memoryJournal: MemoryModel = createMemoryModel();
+  readonly #memoryView = journaled(() => this.#memory, () => this.#memoryJournal);
   #memoryWrite: Promise<void> = Promise.resolve();
   #cleanupTimer: TimerHandle | null = null;
   #closing: Promise<void> | null = null;
@@ -151,7 +172,7 @@ class GuardImpl implements Guard {
         maxRecoveryAgeMs: o.maxRecoveryAgeMs,
         oomRetries: o.oomRetries,
       },
-      memory: () => this.#memory,
+      memory: () => this.#memoryView,
       learned: () => this.#persistMemory(),
     });
   }
@@ -160,7 +181,7 @@ class GuardImpl implements Guard {
     this.#store = typeof this.#o.store === 'string' ? await openStore(this.#o.store) : this.#o.store;
     await this.#store.init();
     // What every process learned about memory needs, kept in the store.
-    this.#memory = memoryModelFromJSON(await this.#store.getMeta(MEMORY_KEY).catch(() => null));
+    this.#memory = memoryModelFromJSON(await this.#store.getMeta(MEMORY_MODEL_META_KEY).catch(() => null));
     if (this.#o.instanceId !== undefined) {
       // One clientId per instance, kept across restarts: ComfyUI routes a prompt's events by it.
       const key = `instance:${this.#o.instanceId}:clientId`;
@@ -511,20 +532,37 @@ class GuardImpl implements Guard {
     return updated;
   }
 
-  /** Merges this process's learning into the store's copy (other processes learn too); writes are chained. */
+  /**
+   * Merges what this process learned since its last write into the store's copy (other processes
+   * learn too), then takes theirs in; writes are chained. Not atomic across processes: two writes
+   * at once can lose one's news, which the next OOM or success of that shape teaches again.
+   */
   #persistMemory(): void {
     this.#memoryWrite = this.#memoryWrite
       .then(async () => {
-        const stored = (await this.#store.getMeta(MEMORY_KEY)) as MemoryModelState | null;
-        const mine = this.#memory.toJSON();
-        await this.#store.setMeta(MEMORY_KEY, stored ? mergeMemoryStates(stored, mine) : mine);
+        const news = this.#memoryJournal.toJSON();
+        this.#memoryJournal = createMemoryModel();
+        try {
+          const stored = (await this.#store.getMeta(MEMORY_MODEL_META_KEY)) as MemoryModelState | null;
+          const merged = stored ? mergeMemoryStates(stored, news) : news;
+          await this.#store.setMeta(MEMORY_MODEL_META_KEY, merged);
+          // What arrived while we wrote is in the fresh journal: add it on top of the shared state.
+          this.#memory = memoryModelFromJSON(mergeMemoryStates(merged, this.#memoryJournal.toJSON()));
+        } catch (err) {
+          // Kept for the next write.
+          this.#memoryJournal = memoryModelFromJSON(mergeMemoryStates(news, this.#memoryJournal.toJSON()));
+          throw err;
+        }
       })
       .catch((err: unknown) => this.#o.logger.warn({ err }, 'could not keep what was learned about memory'));
   }
 
-  /** What the memory model has learned, per server and workflow shape (for doctor and the API). */
-  memoryModel(): MemoryModelState {
-    return this.#memory.toJSON();
+  async memoryModel(): Promise<LearnedMemory> {
+    await this.#memoryWrite;
+    // The store's copy has what every process learned; this process's unwritten news goes on top.
+    const stored = await this.#store.getMeta(MEMORY_MODEL_META_KEY).catch(() => null);
+    const news = this.#memoryJournal.toJSON();
+    return learnedMemoryFrom(stored ? mergeMemoryStates(stored as MemoryModelState, news) : this.#memory.toJSON());
   }
 
   #untilResumed(signal: AbortSignal): Promise<void> {

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { NodeOutput } from '../comfy/types.js';
 import { classify, ComfyGuardError, type Classification, type ClassifierRules } from '../errors/index.js';
 import { ERROR_REGISTRY } from '../errors/codes.js';
+import { oomWordsForDevice } from '../errors/oom-amount.js';
 import type { ServerPool } from '../pool/index.js';
 import { applyParams, scaleQuality, serverMemory, type MemoryModel, type OomMemoryInput } from '../recovery/index.js';
 import type { JobStore } from '../store/contract.js';
@@ -165,7 +166,8 @@ export class JobDriver {
       const picked = await d.picker.pick({
         workflow,
         constraint: plan.server,
-        predict: (s) => mm.predict(workflow, s), ...(job.options.serverTags ? { tags: job.options.serverTags } : {}),
+        ...(d.o.capacityAware ? { predict: (s: Parameters<MemoryModel['predict']>[1]) => mm.predict(workflow, s) } : {}),
+        ...(job.options.serverTags ? { tags: job.options.serverTags } : {}),
         deadline,
         signal,
       });
@@ -302,7 +304,7 @@ export class JobDriver {
     reattached = false,
   ): Promise<StepOutcome> {
     const { d } = this;
-    const c = this.classify(evidence, attempt.server, attempt.promptId);
+    const c = this.#wordsForDevice(this.classify(evidence, attempt.server, attempt.promptId), evidence, attempt.server);
     const status: AttemptRecord['status'] = lost ? 'lost' : c.code === 'COMFYUI_INTERRUPTED' ? 'interrupted' : 'failed';
     const folded = failAttempt(job, attempt, { status, code: c.code, message: c.message, failure: failureDetails(c), completedOutputs }, d.o.clock.now());
     d.pool.recordFailure(attempt.server, c);
@@ -322,7 +324,8 @@ export class JobDriver {
       const text = oomTextOf(evidence);
       d.memory().observeOom({ server: mem, workflow: attempt.workflow, text });
       d.learned();
-      memory = { model: d.memory(), oomText: text };
+      // Without capacity awareness the planner walks the ladder, as it does for a model-less OOM.
+      if (d.o.capacityAware) memory = { model: d.memory(), oomText: text };
     }
     return {
       job: folded.job,
@@ -422,6 +425,17 @@ export class JobDriver {
       ...(json.nodeType ? { nodeType: json.nodeType } : {}),
       ...(server ? { server } : {}),
     };
+  }
+
+  /**
+   * An OOM in words that fit where it happened: the CPU allocator, or a server whose device is the
+   * CPU, ran out of system memory, and a bigger GPU would not help (the registry's words speak of a GPU).
+   */
+  #wordsForDevice(c: Classification, evidence: unknown, server: string): Classification {
+    if (c.code !== 'COMFYUI_OOM') return c;
+    const device = this.d.planner.pool().servers.find((x) => x.name === server)?.device ?? null;
+    const words = oomWordsForDevice({ text: oomTextOf(evidence), deviceType: device });
+    return words ? { ...c, ...words } : c;
   }
 
   /** The memory model's view of a server, from its last health check. */

@@ -37,6 +37,13 @@ export interface GuardOptions {
   maxRetries?: number;
   /** Recovery decisions for out-of-memory failures (planned with the memory model), apart from `maxRetries`. @default 2 */
   oomRetries?: number;
+  /**
+   * Capacity-aware routing and OOM recovery: the memory model predicts which server fits a job (first
+   * attempt and failover) and plans an OOM in one step, with its own budget (`oomRetries`). `false`
+   * goes back to routing by load alone and walking the OOM ladder one rung per attempt within
+   * `maxRetries`, as before the memory model (for comparison; the model still learns). @default true
+   */
+  capacityAware?: boolean;
   /** Backoff: base 1 s, factor 2, cap 60 s, ±25 % jitter. */
   retry?: { baseMs?: number; factor?: number; capMs?: number; jitter?: number };
   breaker?: { failureThreshold?: number; halfOpenAfterMs?: number; halfOpenTrials?: number; successesToClose?: number };
@@ -189,6 +196,7 @@ export function resolveGuardOptions(o: GuardOptions): ResolvedGuardOptions {
     concurrency: positive('concurrency', o.concurrency, 4 * servers.length),
     maxRetries,
     oomRetries: integerIn('oomRetries', o.oomRetries, 2, 0, 100),
+    capacityAware: o.capacityAware ?? true,
     retry: o.retry ?? {},
     breaker: o.breaker ?? {},
     requestTimeoutMs: positive('requestTimeoutMs', o.requestTimeoutMs, 30_000),

@@ -130,7 +130,20 @@ export function planRecovery(job: JobRecord, failure: PlannerFailure, deps: Plan
   } catch (err) {
     return { kind: 'end', why: `the recovery policy failed: ${err instanceof Error ? err.message : String(err)}`, error: deps.errorInfo(c, server) };
   }
-  if (decision.action === 'abort') return { kind: 'end', why: decision.reason, error: deps.errorInfo(c, server) };
+  if (decision.action === 'abort') {
+    const error = deps.errorInfo(c, server);
+    if (decision.refused === undefined) return { kind: 'end', why: decision.reason, error };
+    // The user asked for the exact result: say which change would have run it, so they can choose.
+    return {
+      kind: 'end',
+      why: decision.reason,
+      error: {
+        ...error,
+        message: `${error.message} Quality "exact" refused the change that would have run it: ${decision.refused}.`,
+        hint: `Submit it without quality "exact" to accept that change (the result then lists it in degraded). ${error.hint}`,
+      },
+    };
+  }
 
   const fingerprint = stepFingerprint(decision, deps.eligible(job, decision.server));
   if (!REPEATABLE.has(decision.strategy) && job.recoveryHistory.some((s) => s.fingerprint === fingerprint)) {

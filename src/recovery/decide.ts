@@ -90,7 +90,7 @@ export function decideNext(input: DecisionInput): RecoveryDecision {
     if ('plan' in outcome && input.job.options.quality === 'exact' && CHANGES_OUTPUT.has(strategy)) {
       const changed = outputChanges(outcome.plan.changes, outcome.plan.workflow);
       const what = changed.length > 0 ? describeChanges(changed) : 'replace the workflow';
-      return { action: 'abort', reason: `${code}: quality "exact" refuses ${strategy} (${what}); ${skipped.join('; ') || 'nothing else applied'}` };
+      return { action: 'abort', reason: `${code}: quality "exact" refuses ${strategy} (${what}); ${skipped.join('; ') || 'nothing else applied'}`, refused: `${strategy.replace('_', ' ')}: ${what}` };
     }
     if ('plan' in outcome) return { action: 'attempt', strategy, ...outcome.plan };
     skipped.push(outcome.skip);

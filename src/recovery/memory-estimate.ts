@@ -272,18 +272,42 @@ export function estimateWorkflow(wf: ApiWorkflow): WorkflowEstimate {
   return { gpu, cpu, cpuDevice, modelBytes, family: hint ?? (modelBytes > 0 ? fallback : null), unknownNodes: [...unknown].sort() };
 }
 
+/** Model inputs that name a file (the shape key and label use them). */
+const MODEL_INPUTS = ['ckpt_name', 'unet_name', 'vae_name', 'lora_name', 'clip_name', 'clip_name1', 'clip_name2', 'model_name'];
+
+/**
+ * A short description of a workflow's shape for people (doctor, the API): the family, the model
+ * files and the class types, in the terms `shapeKey` groups by (sizes, batch and steps left out).
+ * @example shapeLabel(sdxlTxt2img) // 'sdxl: sd_xl_base_1.0.safetensors; CLIPTextEncode, CheckpointLoaderSimple, EmptyLatentImage, KSampler, SaveImage, VAEDecode'
+ */
+export function shapeLabel(wf: ApiWorkflow): string {
+  const models = new Set<string>();
+  const types = new Set<string>();
+  for (const [, n] of sortedNodes(wf)) {
+    types.add(n.class_type);
+    for (const k of MODEL_INPUTS) {
+      const v = str(n.inputs[k]);
+      if (v !== null) models.add(v);
+    }
+  }
+  const family = estimateWorkflow(wf).family;
+  const label = `${family ?? 'no model family'}: ${models.size > 0 ? `${[...models].join(', ')}; ` : ''}${[...types].sort().join(', ')}`;
+  return label.length > 200 ? `${label.slice(0, 199)}…` : label;
+}
+
 /**
  * A key for "the same kind of workflow": class types and model names, not sizes, batch or steps
- * (the estimate scales with those), and a tiled decode counts as a decode. What the memory model
- * learns for one key applies to every size of that workflow.
+ * (the estimate scales with those). What the memory model learns for one key applies to every size
+ * of that workflow. A tiled decode is its own shape: its peak is at another node (the sampler, not
+ * the decode), so a ratio learned from a full decode's OOM would wrongly raise it, and a tiled
+ * success would say nothing about a full decode.
  * @example shapeKey(wf) // 'k1a2b3c4d'
  */
 export function shapeKey(wf: ApiWorkflow): string {
   const parts: string[] = [];
   for (const [, n] of sortedNodes(wf)) {
-    const ct = n.class_type === 'VAEDecodeTiled' ? 'VAEDecode' : n.class_type;
-    const model = ['ckpt_name', 'unet_name', 'vae_name', 'lora_name', 'clip_name', 'clip_name1', 'clip_name2', 'model_name']
-      .map((k) => str(n.inputs[k]))
+    const ct = n.class_type;
+    const model = MODEL_INPUTS.map((k) => str(n.inputs[k]))
       .filter((v): v is string => v !== null);
     parts.push([ct, ...model].join('\u0001'));
   }

@@ -67,10 +67,25 @@ describe('estimateWorkflow', () => {
 });
 
 describe('shapeKey', () => {
-  it('is the same for every size, batch, step count and decoder of one graph, and differs across models', () => {
+  it('is the same for every size, batch and step count of one graph, and differs across models and decoders', () => {
     const k = shapeKey(txt2img({ ckpt: SDXL }));
-    expect(shapeKey(txt2img({ ckpt: SDXL, width: 1536, batch: 8, steps: 12, tiled: true }))).toBe(k);
+    expect(shapeKey(txt2img({ ckpt: SDXL, width: 1536, batch: 8, steps: 12 }))).toBe(k);
     expect(shapeKey(txt2img({ ckpt: SD15 }))).not.toBe(k);
+    // A tiled decode peaks elsewhere (at the sampler): what a full decode's OOM taught must not raise it.
+    expect(shapeKey(txt2img({ ckpt: SDXL, tiled: true }))).not.toBe(k);
+  });
+
+  it('does not let a full decode OOM push a tiled decode that fitted into a smaller batch', () => {
+    const mm = createMemoryModel();
+    const full = txt2img({ ckpt: SD15, width: 1024, height: 1024, batch: 8 });
+    const tiled = txt2img({ ckpt: SD15, width: 1024, height: 1024, batch: 8, tiled: true });
+    const g8 = gpu('g8', 8);
+    expect(mm.predict(tiled, g8).fits).toBe(true);
+    // The full decode needs more than the estimate said; the tiled one ran.
+    mm.observeOom({ server: g8, workflow: full, text: cudaOomMessage(12 * GiB, 8 * GiB, 4 * GiB) });
+    mm.observeSuccess({ server: g8, workflow: tiled });
+    expect(mm.predict(full, g8).fits).toBe(false);
+    expect(mm.predict(tiled, g8).fits).toBe(true);
   });
 });
 
@@ -151,10 +166,12 @@ describe('createMemoryModel', () => {
     const merged = memoryModelFromJSON(mergeMemoryStates(a.toJSON(), c.toJSON()), { headroom: 0 });
     expect(merged.predict(wf, gpu('g12', 12)).needBytes).toBe(10 * GiB);
     expect(merged.toJSON().entries['g8']).toBeDefined();
+    // What each shape is travels with what was learned, for doctor and the API.
+    expect(Object.values(merged.toJSON().labels ?? {})).toEqual([expect.stringMatching(/^sd15: v1-5-pruned-emaonly\.ckpt; .*KSampler.*VAEDecode/)]);
   });
 
   it('ignores unreadable stored state rather than failing', () => {
     expect(memoryModelFromJSON({ version: 1, entries: { g: { k: { gpu: { lower: 'x', upper: -1 } } } } }).predict(txt2img(), gpu('g', 8)).fits).toBe(true);
-    expect(memoryModelFromJSON('garbage').toJSON()).toEqual({ version: 1, entries: {} });
+    expect(memoryModelFromJSON('garbage').toJSON()).toEqual({ version: 1, entries: {}, labels: {} });
   });
 });

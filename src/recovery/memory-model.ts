@@ -12,7 +12,7 @@
  */
 import type { ApiWorkflow } from '../comfy/types.js';
 import { formatBytes, parseOomAmount } from '../errors/oom-amount.js';
-import { CUDA_CONTEXT_BYTES, PROCESS_RAM_BYTES, estimateWorkflow, shapeKey, type WorkflowEstimate } from './memory-estimate.js';
+import { CUDA_CONTEXT_BYTES, PROCESS_RAM_BYTES, estimateWorkflow, shapeKey, shapeLabel, type WorkflowEstimate } from './memory-estimate.js';
 
 /** What the model needs to know about a server. */
 export interface ServerMemory {
@@ -53,10 +53,12 @@ export interface LearnedBounds {
   successes: number;
 }
 
-/** Serialisable state: kind -> server -> shape key -> bounds. */
+/** Serialisable state: server -> shape key -> kind -> bounds. */
 export interface MemoryModelState {
   version: 1;
   entries: Record<string, Record<string, Partial<Record<MemoryKind, LearnedBounds>>>>;
+  /** shape key -> what that shape is, for people (`shapeLabel`); absent in states written before it existed. */
+  labels?: Record<string, string>;
 }
 
 /** The memory model the router and the OOM planner use. */
@@ -101,8 +103,12 @@ const emptyBounds = (): LearnedBounds => ({ lower: null, upper: null, ooms: 0, s
 
 /** Checks a state object read from storage; returns an empty state for anything unreadable. */
 function readState(x: unknown): MemoryModelState {
-  const out: MemoryModelState = { version: 1, entries: {} };
+  const out: MemoryModelState = { version: 1, entries: {}, labels: {} };
   if (!x || typeof x !== 'object' || (x as { version?: unknown }).version !== 1) return out;
+  const labels = (x as { labels?: unknown }).labels;
+  if (labels && typeof labels === 'object') {
+    for (const [key, label] of Object.entries(labels as Record<string, unknown>)) if (typeof label === 'string') out.labels![key] = label.slice(0, 200);
+  }
   const entries = (x as { entries?: unknown }).entries;
   if (!entries || typeof entries !== 'object') return out;
   const ratio = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : null);
@@ -128,6 +134,7 @@ function readState(x: unknown): MemoryModelState {
 export function mergeMemoryStates(a: MemoryModelState, b: MemoryModelState): MemoryModelState {
   const out = readState(a);
   const other = readState(b);
+  out.labels = { ...other.labels, ...out.labels };
   for (const [server, shapes] of Object.entries(other.entries)) {
     for (const [key, kinds] of Object.entries(shapes)) {
       for (const [kind, bb] of Object.entries(kinds) as Array<[MemoryKind, LearnedBounds]>) {
@@ -161,7 +168,8 @@ export function createMemoryModel(opts: MemoryModelOptions = {}): MemoryModel {
   const headroom = opts.headroom ?? 0.05;
   if (!(headroom >= 0 && headroom < 1)) throw new RangeError(`headroom must be in [0, 1), got ${String(headroom)}`);
 
-  const bounds = (server: string, key: string, kind: MemoryKind): LearnedBounds => {
+  const bounds = (server: string, key: string, kind: MemoryKind, wf: ApiWorkflow): LearnedBounds => {
+    (state.labels ??= {})[key] ??= shapeLabel(wf);
     const slot = ((state.entries[server] ??= {})[key] ??= {});
     return (slot[kind] ??= emptyBounds());
   };
@@ -229,7 +237,7 @@ export function createMemoryModel(opts: MemoryModelOptions = {}): MemoryModel {
       }
       const est = estimateOf(e, kind);
       if (est <= 0) return lowerBytes;
-      const b = bounds(server.name, shapeKey(workflow), kind);
+      const b = bounds(server.name, shapeKey(workflow), kind, workflow);
       b.ooms += 1;
       const ratio = lowerBytes / est;
       if (ratio > 1) b.lower = maxOrNull(b.lower, ratio);
@@ -242,7 +250,7 @@ export function createMemoryModel(opts: MemoryModelOptions = {}): MemoryModel {
         const est = estimateOf(e, kind);
         const cap = capacityOf(server, kind);
         if (est <= 0) continue;
-        const b = bounds(server.name, key, kind);
+        const b = bounds(server.name, key, kind, workflow);
         b.successes += 1;
         if (cap !== null) b.upper = minOrNull(b.upper, cap / est);
         // Seen in use is a sample of the peak: a lower bound, never above the capacity.

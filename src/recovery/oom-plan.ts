@@ -184,6 +184,7 @@ export function planOom(ctx: DecisionContext, list: readonly StrategyName[], mem
       return {
         action: 'abort',
         reason: `${where}: quality "exact" refuses the change that would fit ${refused.server.name}: ${describeChanges(changes)}; no server is predicted to fit the request unchanged`,
+        refused: `${describeChanges(changes)} (predicted to fit ${refused.server.name})`,
       };
     }
   }

@@ -101,7 +101,12 @@ export type RecoveryDecision =
       /** Plain words, for the recovery history. */
       message: string;
     }
-  | { action: 'abort'; reason: string };
+  | {
+      action: 'abort';
+      reason: string;
+      /** Set when `quality: 'exact'` refused the change that would have helped: that change, in words (for the user's error). */
+      refused?: string;
+    };
 
 /** What the engine passes so an OOM can be planned with the memory model. */
 export interface OomMemoryInput {

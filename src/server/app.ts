@@ -26,6 +26,7 @@ import { registerDocsUi, registerOpenApi } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerJobEventRoutes } from './routes/job-events.js';
 import { registerJobRoutes } from './routes/jobs.js';
+import { registerMemoryModelRoute } from './routes/memory-model.js';
 import { registerMetricsRoute, type MetricsSource } from './routes/metrics.js';
 import { registerOutputRoutes } from './routes/outputs.js';
 import { registerStatsRoutes } from './routes/stats.js';
@@ -225,6 +226,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       registerJobRoutes(z, ctx);
       registerJobEventRoutes(z, ctx);
       registerStatsRoutes(z, ctx);
+      registerMemoryModelRoute(z, ctx);
       registerHealthRoutes(z, ctx);
       registerOutputRoutes(z, ctx);
       registerMetricsRoute(z, opts.metrics);

@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 import { scrubText } from '../errors/scrub.js';
 import type { AttemptRecord, JobErrorInfo, JobRecord, RecoveryStep } from '../jobs/types.js';
+import { goodputOfJob } from '../telemetry/goodput.js';
 import { redactUrl } from '../util/outbound.js';
 import type { AttemptViewSchema, JobViewSchema, RecoveryStepViewSchema } from './schemas.js';
 
@@ -83,6 +84,7 @@ export function toJobView(job: JobRecord, opts: { withWorkflow?: boolean } = {})
     options: { ...job.options, ...(typeof job.options.webhookUrl === 'string' ? { webhookUrl: redactUrl(job.options.webhookUrl) } : {}) },
     outputs: job.outputs.map((o) => ({ node: o.node, filename: o.filename, subfolder: o.subfolder, type: o.type, server: o.server, url: o.url })),
     error: errorView(job.error),
+    goodput: goodputOfJob(job),
     degraded: job.degraded,
     ...(withWorkflow ? { workflow: job.workflow } : {}),
   };

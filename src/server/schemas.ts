@@ -141,6 +141,27 @@ export const OutputViewSchema = z.object({
   url: z.string().describe('Download URL through comfyguard'),
 });
 
+const goodputTotals = z.object({
+  failedSeconds: z.number().describe('Seconds of attempts that failed (or were lost or interrupted)'),
+  succeededSeconds: z.number().describe('Seconds of the attempts that produced results'),
+  savedSeconds: z.number().describe('Seconds not spent again because a resume or the cache reused finished nodes (estimated)'),
+  attempts: z.number().int(),
+  failedAttempts: z.number().int(),
+});
+
+/** What the stats routes build from `GoodputAccumulator.report()` (src/telemetry/goodput.ts). */
+export const GoodputSchema = z
+  .object({
+    since: isoTime().describe('When this process started counting: the figures cover the attempts it saw settle since then'),
+    total: goodputTotals,
+    goodput: z.number().nullable().describe('Share of server time that went into results: succeeded / (succeeded + failed); null when nothing ran yet'),
+    byCode: z.record(z.string(), goodputTotals).describe('Failed seconds by the error code of the failure'),
+    byServer: z.record(z.string(), goodputTotals),
+  })
+  .meta({ id: 'Goodput' });
+
+export const JobGoodputSchema = goodputTotals.describe("GPU-seconds of this job's ended attempts, from the stored attempts (savedSeconds is not stored per job: always 0 here)");
+
 export const JobErrorViewSchema = z
   .object({
     code: z.string(),
@@ -174,6 +195,7 @@ export const JobViewSchema = z
     options: z.record(z.string(), z.unknown()),
     outputs: z.array(OutputViewSchema),
     error: JobErrorViewSchema.nullable(),
+    goodput: JobGoodputSchema,
     degraded: z
       .object({
         changes: z.array(z.object({ node: z.string(), input: z.string(), from: z.unknown(), to: z.unknown(), classType: z.string().optional() })).optional(),
@@ -294,6 +316,7 @@ export const StatsSchema = z
     failuresByCode: counts.describe('Jobs that ended failed or timed out, by final error code'),
     degradation: z.string(),
     analytics: ErrorAnalyticsSchema.optional().describe('Error analytics of the events this process saw since it started (incremental; no store scan)'),
+    goodput: GoodputSchema.describe('GPU-seconds failed, succeeded and saved, in total, by error code and by server, of the attempts this process saw (incremental; no store scan)'),
   })
   .meta({ id: 'Stats' });
 
@@ -325,6 +348,25 @@ export const DetailedStatsSchema = StatsSchema.extend({
 export const DetailedStatsQuerySchema = z.looseObject({
   hours: queryNumber({ int: true, min: 1, max: 24 * 30 }).default(24).describe('Window of the per-server and over-time figures'),
 });
+
+// ---- memory model --------------------------------------------------------------------------------
+
+export const MemoryModelSchema = z
+  .object({
+    entries: z.array(
+      z.object({
+        server: z.string(),
+        shape: z.string().describe('Shape key: class types and model names (sizes, batch and steps left out)'),
+        label: z.string().nullable().describe('What the shape is: model family, model files, class types'),
+        kind: z.enum(['gpu', 'cpu', 'cpuDevice']).describe('gpu: device memory; cpu: a CPU tensor in RAM; cpuDevice: everything in RAM on a CPU server'),
+        lower: z.number().nullable().describe('The need is at least this multiple of the shape estimate (OOMs, memory seen in use); null when unknown'),
+        upper: z.number().nullable().describe('The need is at most this multiple of the shape estimate (successes); null when unknown'),
+        ooms: z.number().int(),
+        successes: z.number().int(),
+      }),
+    ),
+  })
+  .meta({ id: 'MemoryModel' });
 
 // ---- health --------------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 /**
  * A Grafana dashboard (JSON model, schema 39) over comfyguard's Prometheus metrics: errors by
  * code, category and server, recovery, time to failure and to recovery, health-check latency,
- * breakers, degradation, queue wait and depth. `comfyguard grafana > dashboard.json` prints it; a
+ * breakers, degradation, queue wait and depth, and goodput (GPU-seconds failed, succeeded, saved). `comfyguard grafana > dashboard.json` prints it; a
  * test checks that every metric it queries is one `createMetrics` registers.
  */
 
@@ -59,6 +59,20 @@ export function grafanaDashboard(): Record<string, unknown> {
     panel('Queue wait (p95) and ComfyUI queue depth', 'timeseries', [q(p95('comfyguard_queue_wait_seconds'), 'queue wait p95 (s)'), q('comfyguard_server_queue_depth', 'queue depth {{server}}')], { x: 0, y: 44, w, h }),
     panel('Job duration (p95) by status', 'timeseries', [q(p95('comfyguard_job_duration_seconds', 'status'), '{{status}}')], { x: w, y: 44, w, h }, 's'),
     panel('Attempts per minute', 'timeseries', [q('rate(comfyguard_attempts_total[$__rate_interval]) * 60', 'attempts')], { x: 0, y: 52, w: 24, h }),
+    panel(
+      'Goodput: share of GPU time that produced results',
+      'timeseries',
+      [q('sum(rate(comfyguard_gpu_seconds_total{outcome="succeeded"}[$__rate_interval])) / clamp_min(sum(rate(comfyguard_gpu_seconds_total{outcome=~"succeeded|failed"}[$__rate_interval])), 1e-9)', 'goodput')],
+      { x: 0, y: 60, w, h },
+      'percentunit',
+    ),
+    panel(
+      'GPU seconds per minute: failed by code, succeeded and saved by server',
+      'timeseries',
+      [q('sum by (code) (rate(comfyguard_gpu_seconds_total{outcome="failed"}[$__rate_interval])) * 60', 'failed {{code}}'), q('sum by (outcome, server) (rate(comfyguard_gpu_seconds_total{outcome!="failed"}[$__rate_interval])) * 60', '{{outcome}} {{server}}')],
+      { x: w, y: 60, w, h },
+      's',
+    ),
   ];
   return {
     title: 'comfyguard',

@@ -1,5 +1,5 @@
 /** Telemetry: Prometheus metrics, analytics sinks and alerts, webhooks. */
-export { GoodputAccumulator, goodputOf, type GoodputReport, type GoodputTotals } from './goodput.js';
+export { GoodputAccumulator, goodputOf, goodputOfJob, type GoodputEntry, type GoodputOptions, type GoodputReport, type GoodputTotals } from './goodput.js';
 export { createMetrics, DEGRADATION_LEVELS, type GuardMetrics, type MetricsOptions, type MetricsSource } from './metrics.js';
 export {
   createErrorSpikeAlert,

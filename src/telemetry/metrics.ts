@@ -1,5 +1,6 @@
 /**
- * Prometheus metrics for a guard (prom-client). Counters (errors by code, category and server) and
+ * Prometheus metrics for a guard (prom-client). Counters (errors by code, category and server;
+ * GPU-seconds failed, succeeded and saved, see goodput.ts) and
  * the histograms (job duration, time to failure, time to recovery, queue wait) are fed from the
  * guard's job events; gauges (jobs by status, server health, breakers, queues, degradation) are
  * refreshed from `guard.stats()` / `guard.servers()` when the registry is scraped, so an idle
@@ -9,6 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { DegradationLevel, Guard, JobEvent, ServerHealthView } from '../jobs/guard-api.js';
 import type { GuardEvent } from '../jobs/events.js';
 import { categoryOf } from '../errors/severity.js';
+import { GoodputAccumulator } from './goodput.js';
 import { isTerminal, JOB_STATUSES, type JobRecord } from '../jobs/types.js';
 
 /** What metrics need of a guard: events and the cheap read-only views. */
@@ -124,6 +126,15 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
   const timeToRecovery = track('comfyguard_time_to_recovery_seconds', (name) =>
     new Histogram({ name, help: "Time from a job's first failed attempt to its completion (recovered jobs only).", buckets: [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800], registers }),
   );
+  const gpuSeconds = track('comfyguard_gpu_seconds_total', (name) =>
+    new Counter({
+      name,
+      help: 'Server seconds of settled attempts by outcome: failed (by error code), succeeded, and saved by resume and cache reuse (estimated); code is "" unless failed.',
+      labelNames: ['outcome', 'server', 'code'],
+      registers,
+    }),
+  );
+  const goodput = new GoodputAccumulator({ perJob: false });
   const queueWait = track('comfyguard_queue_wait_seconds', (name) =>
     new Histogram({ name, help: 'Time from submit to the first attempt being sent.', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900], registers }),
   );
@@ -254,6 +265,11 @@ export function createMetrics(guard: MetricsSource, opts: MetricsOptions = {}): 
   };
 
   const onEvent = (e: JobEvent): void => {
+    const spent = goodput.observe(e);
+    if (spent) {
+      gpuSeconds.inc({ outcome: spent.outcome, server: spent.server, code: spent.code ?? '' }, spent.seconds);
+      if (spent.savedSeconds > 0) gpuSeconds.inc({ outcome: 'saved', server: spent.server, code: '' }, spent.savedSeconds);
+    }
     if (e.type === 'state') onState(e.job);
     else if (e.type === 'attempt_settled') {
       if (e.code && (e.outcome === 'failed' || e.outcome === 'lost' || e.outcome === 'interrupted')) timeToFailure.observe({ code: e.code }, Math.max(0, e.durationMs) / 1000);

@@ -82,10 +82,11 @@ export function rateLine(buckets, opts) {
 /**
  * Stacked horizontal bars, one row per label.
  * @param {HBarRow[]} rows
- * @param {{ label: string, empty: string }} opts
+ * @param {{ label: string, empty: string, id?: string }} opts
  */
 export function hbars(rows, opts) {
-  if (rows.length === 0) return h('figure', { class: 'chart-box' }, h('p', { class: 'muted' }, opts.empty), h('figcaption', {}, opts.label));
+  const box = { class: 'chart-box', id: opts.id };
+  if (rows.length === 0) return h('figure', box, h('p', { class: 'muted' }, opts.empty), h('figcaption', {}, opts.label));
   const max = Math.max(1, ...rows.map((r) => r.parts.reduce((a, p) => a + p.value, 0)));
   const rowH = 22;
   const labelW = 200;
@@ -101,12 +102,14 @@ export function hbars(rows, opts) {
       svg.append(s('rect', { x, y, width: Math.max(1, w), height: rowH - 6, class: p.cls }, s('title', {}, `${r.label}: ${p.value} ${p.name}`)));
       x += w;
     }
-    svg.append(s('text', { x: x + 4, y: y + 15, class: 'tick' }, String(r.parts.reduce((a, p) => a + p.value, 0))));
+    // Parts may be fractional (seconds): the sum of rounded parts is rounded again.
+    const total = r.parts.reduce((a, p) => a + p.value, 0);
+    svg.append(s('text', { x: x + 4, y: y + 15, class: 'tick' }, String(Number.isInteger(total) ? total : Math.round(total * 100) / 100)));
   });
   /** @type {Map<string, Series>} */
   const seen = new Map();
   for (const r of rows) for (const p of r.parts) if (!seen.has(p.cls)) seen.set(p.cls, { key: p.cls, name: p.name, cls: p.cls });
-  return h('figure', { class: 'chart-box' }, svg, legend([...seen.values()]), h('figcaption', {}, opts.label));
+  return h('figure', box, svg, legend([...seen.values()]), h('figcaption', {}, opts.label));
 }
 
 /** @param {Series[]} series */

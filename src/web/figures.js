@@ -1,11 +1,11 @@
 // @ts-check
 // The figures: totals with plain definitions, and charts over time from /api/stats/detailed
 // (throughput, failure rate, errors by code, recoveries by strategy and outcome, per-server load
-// and failures). Loaded when the view opens and after jobs end (debounced), never on a timer.
+// and failures, and goodput: where the servers' time went). Loaded when the view opens and after jobs end (debounced), never on a timer.
 import { api } from './api.js';
 import { hbars, rateLine, timeBars } from './charts.js';
 import { byId, fill, h } from './dom.js';
-import { pct } from './format.js';
+import { duration, pct } from './format.js';
 
 /** @typedef {import('../server/api-types.js').DetailedStats} DetailedStats */
 
@@ -27,6 +27,19 @@ function stat(k, v, help) {
   return h('div', { class: 'stat' }, h('dt', {}, k), h('dd', {}, String(v)), help ? h('p', { class: 'muted small' }, help) : null);
 }
 
+/**
+ * Goodput: the share of server time that went into results.
+ * @param {DetailedStats['goodput']} g
+ */
+function goodputStat(g) {
+  const t = g.total;
+  const value = g.goodput === null ? '–' : pct(g.goodput);
+  const help = `${duration(t.succeededSeconds * 1000)} of GPU time went into results, ${duration(t.failedSeconds * 1000)} into ${t.failedAttempts} failed attempts${t.savedSeconds > 0 ? `, ${duration(t.savedSeconds * 1000)} saved by resume and cache` : ''} (attempts this service saw end since it started)`;
+  const el = stat('Goodput', value, help);
+  el.id = 'goodput';
+  return el;
+}
+
 /** @param {DetailedStats} d */
 function render(d) {
   const b = d.byStatus;
@@ -42,6 +55,7 @@ function render(d) {
     stat('Recovered jobs', pct(d.retrySuccessRate), 'of the ended jobs that hit a failure and were retried, the share that still completed'),
     stat('Recovery steps', `${stepsOk} helped / ${stepsBad} did not`, 'one job may take several steps; a step that did not help is often followed by one that did'),
     stat('Failed attempts', d.totalErrors, 'every failed attempt, including those recovery fixed'),
+    goodputStat(d.goodput),
   );
   const errorRows = Object.entries(d.errorDistribution)
     .sort((x, y) => y[1] - x[1])
@@ -50,6 +64,14 @@ function render(d) {
     .sort((x, y) => y[1].succeeded + y[1].failed - (x[1].succeeded + x[1].failed))
     .map(([name, v]) => ({ label: name.replace('_', ' '), parts: [{ value: v.succeeded, cls: 'c-completed', name: 'helped' }, { value: v.failed, cls: 'c-failed', name: 'did not help' }, { value: v.pending, cls: 'c-pending', name: 'running' }] }));
   const serverRows = Object.entries(d.byServer).map(([name, v]) => ({ label: `${name}${v.healthy === false ? ' (unhealthy)' : ''}`, parts: [{ value: v.completed, cls: 'c-completed', name: 'attempts completed' }, { value: v.failed, cls: 'c-failed', name: 'attempts failed' }, { value: Math.max(0, v.attempts - v.completed - v.failed), cls: 'c-pending', name: 'other' }] }));
+  // Seconds with two decimals: simulated and small jobs take well under a second.
+  /** @param {number} x */
+  const sec = (x) => Math.round(x * 100) / 100;
+  const g = d.goodput;
+  const gpuRows = Object.entries(g.byServer).map(([name, v]) => ({ label: name, parts: [{ value: sec(v.succeededSeconds), cls: 'c-completed', name: 's produced results' }, { value: sec(v.failedSeconds), cls: 'c-failed', name: 's lost to failures' }, { value: sec(v.savedSeconds), cls: 'c-recovered', name: 's saved by reuse' }] }));
+  const lostRows = Object.entries(g.byCode)
+    .sort((x, y) => y[1].failedSeconds - x[1].failedSeconds)
+    .map(([code, v]) => ({ label: code, parts: [{ value: sec(v.failedSeconds), cls: 'c-failed', name: 's lost to failures' }] }));
   const w = d.window;
   fill(byId('charts'),
     timeBars(d.overTime, [{ key: 'completed', name: 'completed', cls: 'c-completed' }, { key: 'failed', name: 'failed', cls: 'c-failed' }], { label: `Throughput: jobs ended per ${w.bucketMinutes >= 1440 ? 'day' : 'hour'}`, bucketMinutes: w.bucketMinutes }),
@@ -58,6 +80,8 @@ function render(d) {
     hbars(errorRows, { label: 'Errors by code (all time)', empty: 'No errors.' }),
     hbars(strategyRows, { label: 'Recoveries by strategy and outcome (all time)', empty: 'No recovery was needed.' }),
     hbars(serverRows, { label: `Load and failures per server (last ${w.hours} h)`, empty: 'No attempts in this window.' }),
+    hbars(gpuRows, { label: `GPU time per server, in seconds (since ${new Date(g.since).toLocaleString()})`, empty: 'No attempt has ended since the service started.', id: 'goodput-servers' }),
+    hbars(lostRows, { label: 'GPU time lost to failures, by error code', empty: 'No GPU time was lost to failures.', id: 'goodput-codes' }),
     w.truncated ? h('p', { class: 'muted small' }, `Only the newest ${w.sampledJobs} jobs of the window were read.`) : null,
   );
 }

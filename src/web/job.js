@@ -158,7 +158,18 @@ function times(job) {
     item('Ended', timeEl(job.endedAt)),
     item('Queue wait', duration(wait)),
     item('Duration', job.startedAt ? `${duration(between(job.startedAt, job.endedAt))}${job.endedAt ? '' : ' so far'}` : '–'),
+    item('GPU time', gpuTime(job.goodput)),
   );
+}
+
+/**
+ * Server time of the ended attempts: what produced the result and what failed attempts cost.
+ * @param {Job['goodput']} g
+ */
+function gpuTime(g) {
+  if (g.attempts === 0) return '–';
+  const ok = g.succeededSeconds > 0 ? `${duration(g.succeededSeconds * 1000)} for the result` : 'no result yet';
+  return g.failedAttempts > 0 ? `${ok}, ${duration(g.failedSeconds * 1000)} lost in ${g.failedAttempts} failed attempt${g.failedAttempts === 1 ? '' : 's'}` : ok;
 }
 
 /**

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { txt2img } from '../../src/cli/demo/samples.js';
 import { SETTINGS } from '../../src/cli/config.js';
+import { createGuard } from '../../src/jobs/guard.js';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { deleteQueueKeys, REDIS_URL, requireRedis, TEST_PREFIX, uniqueQueueName } from '../queue/redis.js';
 import { CliProcess, ensureBuilt, runCli } from './binary.js';
@@ -248,6 +249,29 @@ describe('comfyguard doctor', () => {
     expect(r.stdout).toContain(`${s.url}  DEGRADED`);
     expect(r.stdout).toContain('no checkpoints installed');
     expect(r.stdout).toContain('2 server(s) checked: 1 unusable');
+  });
+
+  it('--store lists what the memory model learned in that store, per server and workflow shape', async () => {
+    const s = await sim({ vram: '8GiB', name: 'lone' });
+    const store = `sqlite:${join(dir, 'learned.db')}`;
+    // A job too big for 8 GiB as asked: its OOM and the success after recovery both teach the model.
+    const guard = await createGuard({ servers: [{ url: s.url, name: 'lone' }], store, cleanupIntervalMs: 0, retry: { baseMs: 20, capMs: 200 } });
+    try {
+      const wf = txt2img({ ckpt: 'sd_xl_base_1.0.safetensors', width: 1024, height: 1024, batch: 8, steps: 4, seed: 1, prompt: 'a lighthouse' });
+      expect((await guard.wait((await guard.submit(wf)).id)).status).toBe('completed');
+    } finally {
+      await guard.close();
+    }
+    const r = await runCli(['doctor', '--server', s.url, '--store', store]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`learned memory (store ${store})`);
+    expect(r.stdout).toMatch(/^ {2}lone$/m);
+    // The OOM'd workflow and the tiled variant that ran are two shapes, each with what it taught.
+    expect(r.stdout).toMatch(/^ {4}sdxl: sd_xl_base_1\.0\.safetensors; .*KSampler, SaveImage, VAEDecode \(shape k[0-9a-f]{8}\)\n {6}GPU: (no bound yet|need .+ of the estimate) \(1 OOM, 0 ok\)$/m);
+    expect(r.stdout).toMatch(/^ {4}sdxl: .*VAEDecodeTiled \(shape k[0-9a-f]{8}\)\n {6}GPU: need at most x\d+\.\d\d of the estimate \(0 OOM, 1 ok\)$/m);
+    const json = JSON.parse((await runCli(['doctor', '--server', s.url, '--store', store, '--json'])).stdout) as { servers: unknown[]; memoryModel: { entries: Array<{ server: string; ooms: number }> } };
+    expect(json.servers).toHaveLength(1);
+    expect(json.memoryModel.entries).toContainEqual(expect.objectContaining({ server: 'lone', kind: 'gpu', ooms: 1, successes: 0 }));
   });
 
   it('--wait keeps probing a server that does not answer and says since when it is down', async () => {

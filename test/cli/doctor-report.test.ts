@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { serverCapabilities } from '../../src/comfy/features.js';
 import type { SystemStats } from '../../src/comfy/types.js';
 import type { ServerProbe } from '../../src/cli/doctor/probe.js';
-import { assessServer, CORE_NODES, renderReports } from '../../src/cli/doctor/report.js';
+import { assessServer, CORE_NODES, renderLearnedMemory, renderReports } from '../../src/cli/doctor/report.js';
 
 const GiB = 2 ** 30;
 
@@ -66,5 +66,35 @@ describe('assessServer', () => {
     expect(text).toContain('http://down:1  UNUSABLE');
     expect(text).toContain('  ERROR  not reachable: refused');
     expect(text.trimEnd().split('\n').at(-1)).toBe('2 server(s) checked: 1 unusable');
+  });
+});
+
+describe('renderLearnedMemory', () => {
+  it('lists per server and shape each kind of memory with its bounds in words and what taught them', () => {
+    const shape = { server: 'gpu-8', shape: 'k0000abcd', label: 'sdxl: sd_xl_base_1.0.safetensors; KSampler, VAEDecode', ooms: 0, successes: 0 };
+    const text = renderLearnedMemory(
+      {
+        entries: [
+          { ...shape, kind: 'gpu', lower: 1.3, upper: 1.5, ooms: 2, successes: 1 },
+          { ...shape, kind: 'cpu', lower: null, upper: 40, successes: 1 },
+          { ...shape, server: 'cpu-box', shape: 'k0000ffff', label: null, kind: 'cpuDevice', lower: 2, upper: null, ooms: 1 },
+          { ...shape, server: 'cpu-box', shape: 'k0000ffff', label: null, kind: 'gpu', lower: null, upper: null, ooms: 1 },
+        ],
+      },
+      'sqlite:./cg.db',
+    );
+    expect(text.split('\n')).toEqual([
+      'learned memory (store sqlite:./cg.db)',
+      '  gpu-8',
+      '    sdxl: sd_xl_base_1.0.safetensors; KSampler, VAEDecode (shape k0000abcd)',
+      '      GPU: need x1.30 .. x1.50 of the estimate (2 OOM, 1 ok)',
+      '      RAM (CPU tensor): need at most x40.00 of the estimate (0 OOM, 1 ok)',
+      '  cpu-box',
+      '    a workflow shape (shape k0000ffff)',
+      '      RAM (CPU server): need at least x2.00 of the estimate (1 OOM, 0 ok)',
+      '      GPU: no bound yet (1 OOM, 0 ok)',
+      '',
+    ]);
+    expect(renderLearnedMemory({ entries: [] }, 'memory:')).toContain('nothing learned yet');
   });
 });

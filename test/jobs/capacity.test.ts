@@ -39,8 +39,19 @@ describe('capacity-aware recovery (engine + simulators)', () => {
     expect(job.degraded && 'changes' in job.degraded ? job.degraded.changes.length : 0).toBeGreaterThan(0);
     const exact = await rig.guard.wait((await rig.guard.submit(txt2img('sd_xl_base_1.0.safetensors', 1024, 8), { quality: 'exact' })).id);
     expect(exact.status).toBe('failed');
-    expect(exact.attempts.length).toBeLessThanOrEqual(2);
-    expect(`${exact.error?.message} ${exact.error?.hint} ${exact.recoveryHistory.map((s) => s.message).join(' ')}`).toMatch(/exact|batch|resolution/i);
+    // At once: the first OOM is answered by the refusal, and the error names the change refused.
+    expect(exact.attempts).toHaveLength(1);
+    expect(exact.recoveryHistory).toEqual([]);
+    expect(exact.degraded).toBeNull();
+    expect(exact.error?.message).toMatch(/Quality "exact" refused the change that would have run it: .*EmptyLatentImage batch_size 8 -> \d/);
+    expect(exact.error?.hint).toMatch(/without quality "exact"/);
+  });
+
+  it('with capacityAware false walks the old ladder (free memory first, one rung per attempt) where the planner needs at most 2 attempts', async () => {
+    rig = await startRig([{ vram: '8GiB', name: 'lone' }], { capacityAware: false, maxRetries: 10 });
+    const job = await rig.guard.wait((await rig.guard.submit(txt2img('sd_xl_base_1.0.safetensors', 1024, 8))).id);
+    expect(job.recoveryHistory[0]!.strategy).toBe('free_memory');
+    expect(job.attempts.length).toBeGreaterThan(2);
   });
 
   it('fits a huge CPU allocation (EmptyImage 16384² ×64) on a small server in at most 2 attempts', async () => {
@@ -49,8 +60,37 @@ describe('capacity-aware recovery (engine + simulators)', () => {
       '1': { class_type: 'EmptyImage', inputs: { width: 16384, height: 16384, batch_size: 64, color: 0 } },
       '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'huge' } },
     };
-    const job = await rig.guard.wait((await rig.guard.submit(wf, { maxRetries: 20 })).id);
+    // Default options: the OOM budget, not maxRetries, bounds this.
+    const job = await rig.guard.wait((await rig.guard.submit(wf)).id);
     expect(job.attempts.length).toBeLessThanOrEqual(2);
     expect(job.status).toBe('completed');
   });
+
+  it('fits the same allocation on a CPU server with 8 GiB of RAM in at most 2 attempts, listing the batch it cut', async () => {
+    rig = await startRig([{ device: 'cpu', ram: '8GiB', name: 'cpu8' }]);
+    const wf: ApiWorkflow = {
+      '1': { class_type: 'EmptyImage', inputs: { width: 16384, height: 16384, batch_size: 64, color: 0 } },
+      '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'huge' } },
+    };
+    const job = await rig.guard.wait((await rig.guard.submit(wf)).id);
+    expect(job.status).toBe('completed');
+    expect(job.attempts.length).toBeLessThanOrEqual(2);
+    expect(job.degraded && 'changes' in job.degraded ? job.degraded.changes?.map((c) => c.input) : []).toContain('batch_size');
+  });
+
+  it('words an OOM on a CPU server as system memory (RAM), not the GPU, in the attempt and the job error', async () => {
+    rig = await startRig([{ device: 'cpu', ram: '8GiB', name: 'cpu-box' }]);
+    const wf: ApiWorkflow = {
+      '1': { class_type: 'EmptyImage', inputs: { width: 16384, height: 16384, batch_size: 64, color: 0 } },
+      '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'huge' } },
+    };
+    const job = await rig.guard.wait((await rig.guard.submit(wf, { quality: 'exact' })).id);
+    expect(job.status).toBe('failed');
+    expect(job.error?.code).toBe('COMFYUI_OOM');
+    expect(job.error?.message).toMatch(/ran out of system memory \(RAM\)/);
+    expect(job.error?.message).not.toMatch(/GPU/);
+    expect(job.error?.hint).toMatch(/more RAM/);
+    expect(job.attempts[0]!.message).toMatch(/system memory/);
+  });
 });
+

@@ -72,6 +72,7 @@ describe('job engine against simulators', () => {
     expect(job.error?.code).toBe('COMFYUI_OOM');
     expect(job.attempts.length).toBeLessThanOrEqual(2);
     expect(job.degraded).toBeNull();
+    expect(job.error?.message).toMatch(/Quality "exact" refused the change that would have run it: .*batch_size 8 -> /);
   });
 
   it('routes a job to the GPU predicted to fit it from the first attempt, with every image', async () => {

@@ -141,6 +141,7 @@ describe('the dashboard', () => {
     expect(await page.locator('#job-what').textContent()).toContain('v1-5-pruned-emaonly.ckpt');
     expect(await page.locator('#job-what').textContent()).toContain('512 × 512');
     expect(await page.locator('#job-times').textContent()).toMatch(/Queue wait/);
+    expect(await page.locator('#job-times').textContent()).toMatch(/GPU time.+for the result, .+ lost in 1 failed attempt/);
     expect(await page.locator('#job-times time').first().getAttribute('title')).toMatch(/\d{4}/);
     // Four images, each viewable full size.
     await expect.poll(() => page.evaluate("[...document.querySelectorAll('#outputs img')].filter((i) => i.naturalWidth > 0).length")).toBe(4);
@@ -227,6 +228,12 @@ describe('the dashboard', () => {
     expect(await page.locator('#stats').textContent()).toContain('Recovered jobs');
     expect(await page.locator('#charts').textContent()).toContain('reduce batch');
     expect(await page.locator('#charts').textContent()).toContain('COMFYUI_OOM');
+    // Goodput: the share of GPU time that went into results, per server and lost by code (the OOM'd attempt).
+    expect(await page.locator('#goodput dd').textContent()).toMatch(/^\d+ %$/);
+    // At least the OOM'd attempt and the refused workflow (tests before this one may add more).
+    expect(Number(/into (\d+) failed attempts/.exec((await page.locator('#goodput').textContent()) ?? '')?.[1])).toBeGreaterThanOrEqual(2);
+    expect(await page.locator('#goodput-servers svg.chart').getAttribute('aria-label')).toMatch(/sim-0 [\d.]+ s produced results, [\d.]+ s lost to failures/);
+    expect(await page.locator('#goodput-codes').textContent()).toContain('COMFYUI_OOM');
     await shot(page, 'charts');
 
     await page.click('[data-nav="servers"]');

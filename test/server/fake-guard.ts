@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { CleanupReport } from '../../src/jobs/cleanup.js';
 import { guardStatsFrom } from '../../src/jobs/stats.js';
 import type { ApiWorkflow } from '../../src/comfy/types.js';
-import type { Guard, GuardStats, JobEvent, ServerHealthView, SubmitResult } from '../../src/jobs/guard-api.js';
+import type { Guard, GuardStats, JobEvent, LearnedMemory, ServerHealthView, SubmitResult } from '../../src/jobs/guard-api.js';
 import { isTerminal, newJobRecord, type JobOptions, type JobParams, type JobRecord, type JobStatus } from '../../src/jobs/types.js';
 import { MemoryStore } from '../../src/store/memory.js';
 
@@ -172,6 +172,14 @@ export class FakeGuard implements Guard {
 
   degradation(): 'full' {
     return 'full';
+  }
+
+  /** What `memoryModel()` answers; tests set it. */
+  learned: LearnedMemory = { entries: [] };
+
+  async memoryModel(): Promise<LearnedMemory> {
+    if (this.storeDown) throw Object.assign(new Error('database unreachable'), { code: 'STORE_UNAVAILABLE' });
+    return this.learned;
   }
 
   async cleanup(olderThanHours: number): Promise<CleanupReport> {

@@ -77,7 +77,7 @@ describe('stats after a success, a permanent failure and a recovered OOM', () =>
       degradation: expect.any(String),
     });
     expect(Object.keys(s).sort()).toEqual(
-      ['analytics', 'byStatus', 'degradation', 'errorDistribution', 'failuresByCode', 'failedRecoveries', 'recoveryRate', 'retrySuccessRate', 'successfulRecoveries', 'totalErrors', 'totalJobs'].sort(),
+      ['analytics', 'byStatus', 'degradation', 'goodput', 'errorDistribution', 'failuresByCode', 'failedRecoveries', 'recoveryRate', 'retrySuccessRate', 'successfulRecoveries', 'totalErrors', 'totalJobs'].sort(),
     );
   });
 
@@ -96,6 +96,24 @@ describe('stats after a success, a permanent failure and a recovered OOM', () =>
     expect(analytics.recoveryByCode['COMFYUI_INVALID_PARAMETERS']).toEqual({ jobs: 1, completed: 0, rate: 0, target: null, meetsTarget: null });
     const detailed = (await (await fetch(`${rig.url}/api/stats/detailed`)).json()) as { analytics: { totalErrors: number } };
     expect(detailed.analytics.totalErrors).toBe(2);
+  });
+
+  it('GET /api/stats carries goodput: GPU-seconds failed by code and server, and succeeded; each job view its own from its attempts', async () => {
+    type Totals = { failedSeconds: number; succeededSeconds: number; savedSeconds: number; attempts: number; failedAttempts: number };
+    const { goodput } = (await (await fetch(`${rig.url}/api/stats`)).json()) as { goodput: { since: string; total: Totals; goodput: number; byCode: Record<string, Totals>; byServer: Record<string, Totals> } };
+    // Four attempts settled: ok, invalid (failed), the OOM (failed) and its recovery (ok).
+    expect(goodput.total).toMatchObject({ attempts: 4, failedAttempts: 2 });
+    expect(Object.keys(goodput.byCode).sort()).toEqual(['COMFYUI_INVALID_PARAMETERS', 'COMFYUI_OOM']);
+    expect(goodput.byCode['COMFYUI_OOM']).toMatchObject({ attempts: 1, failedAttempts: 1, succeededSeconds: 0 });
+    expect(goodput.byServer['sim-0']).toMatchObject({ attempts: 4, failedAttempts: 2 });
+    expect(goodput.total.succeededSeconds).toBeGreaterThan(0);
+    expect(goodput.goodput).toBeCloseTo(goodput.total.succeededSeconds / (goodput.total.succeededSeconds + goodput.total.failedSeconds), 10);
+    expect(Date.parse(goodput.since)).toBeLessThanOrEqual(Date.now());
+    const detailed = (await (await fetch(`${rig.url}/api/stats/detailed`)).json()) as { goodput: { total: Totals } };
+    expect(detailed.goodput.total.attempts).toBe(4);
+    const recovered = (await (await fetch(`${rig.url}/api/jobs/${jobs[2]!.id}`)).json()) as { goodput: Totals };
+    expect(recovered.goodput).toMatchObject({ attempts: 2, failedAttempts: 1, savedSeconds: 0 });
+    expect(recovered.goodput.succeededSeconds).toBeGreaterThan(0);
   });
 
   it('GET /api/stats/detailed adds per-strategy, per-server and over-time figures', async () => {
@@ -127,6 +145,8 @@ describe('stats after a success, a permanent failure and a recovered OOM', () =>
       const text = await res.text();
       expect(text).toMatch(/^# HELP comfyguard_/m);
       for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^comfyguard_/);
+      expect(text).toMatch(/^comfyguard_gpu_seconds_total\{outcome="failed",server="sim-0",code="COMFYUI_OOM"\} [\d.e-]+$/m);
+      expect(text).toMatch(/^comfyguard_gpu_seconds_total\{outcome="succeeded",server="sim-0",code=""\} [\d.e-]+$/m);
     } finally {
       await withMetrics.close();
     }

@@ -197,4 +197,24 @@ describe('operations metrics', () => {
     expect(text).toContain('comfyguard_health_check_latency_seconds_count{server="gpu"} 2');
     expect(text).toMatch(/comfyguard_health_check_latency_seconds_sum\{server="gpu"\} 0\.12\d*/);
   });
+
+  it('counts GPU-seconds of settled attempts: failed by server and code, succeeded, and saved by a resume', async () => {
+    const guard = new FakeGuardEvents();
+    metrics = createMetrics(guard);
+    const base = { jobId: 'g', promptId: 'p', at: 0 };
+    guard.emit({ ...base, type: 'attempt_started', attempt: 1, server: 'small', strategy: null, reattached: false });
+    guard.emit({ ...base, type: 'attempt_settled', attempt: 1, server: 'small', outcome: 'failed', code: 'COMFYUI_OOM', message: null, durationMs: 4_000 });
+    guard.emit({ ...base, type: 'attempt_started', attempt: 2, server: 'small', strategy: 'resume', reattached: false });
+    guard.emit({ ...base, type: 'comfy', attempt: 2, server: 'small', message: { type: 'execution_cached', data: { nodes: ['1'], prompt_id: 'p' } } });
+    guard.emit({ ...base, type: 'comfy', attempt: 2, server: 'small', message: { type: 'executing', data: { node: '2', prompt_id: 'p' } } });
+    guard.emit({ ...base, type: 'attempt_settled', attempt: 2, server: 'small', outcome: 'completed', code: null, message: null, durationMs: 1_500 });
+    guard.emit({ ...base, type: 'attempt_started', attempt: 3, server: 'big', strategy: null, reattached: false });
+    guard.emit({ ...base, type: 'attempt_settled', attempt: 3, server: 'big', outcome: 'detached', code: null, message: null, durationMs: 9_000 });
+    const r = metrics.registry;
+    expect(await value(r, 'comfyguard_gpu_seconds_total', { outcome: 'failed', server: 'small', code: 'COMFYUI_OOM' })).toBe(4);
+    expect(await value(r, 'comfyguard_gpu_seconds_total', { outcome: 'succeeded', server: 'small', code: '' })).toBe(1.5);
+    expect(await value(r, 'comfyguard_gpu_seconds_total', { outcome: 'saved', server: 'small', code: '' })).toBe(2);
+    // A detached attempt (comfyguard shut down; the prompt runs on) costs nothing yet.
+    expect(await value(r, 'comfyguard_gpu_seconds_total', { outcome: 'succeeded', server: 'big', code: '' })).toBeUndefined();
+  });
 });

@@ -2,6 +2,7 @@
  * Turns a server probe into a verdict with its problems, and renders it for people or as JSON.
  * Pure: no I/O, so every rule is unit-testable.
  */
+import type { LearnedMemory } from '../../jobs/learned-memory.js';
 import type { ServerProbe } from './probe.js';
 
 export type Severity = 'error' | 'warning';
@@ -149,6 +150,41 @@ export function renderReports(reports: ServerReport[]): string {
       : `${reports.length} server(s) checked: ${unusable} unusable`,
   );
   return `${out.join('\n')}\n`;
+}
+
+const KIND_WORDS = { gpu: 'GPU', cpu: 'RAM (CPU tensor)', cpuDevice: 'RAM (CPU server)' } as const;
+
+/**
+ * The learned memory section: per server and workflow shape, the bounds on the real need as
+ * multiples of the shape estimate, and how many OOMs and successes taught them.
+ */
+export function renderLearnedMemory(learned: LearnedMemory, store: string): string {
+  const out = [`learned memory (store ${store})`];
+  if (learned.entries.length === 0) out.push('  nothing learned yet: no OOM or success has been recorded in this store');
+  let server: string | null = null;
+  let shape: string | null = null;
+  for (const e of learned.entries) {
+    if (e.server !== server) {
+      server = e.server;
+      shape = null;
+      out.push(`  ${server}`);
+    }
+    if (e.shape !== shape) {
+      shape = e.shape;
+      out.push(`    ${e.label ?? 'a workflow shape'} (shape ${e.shape})`);
+    }
+    out.push(`      ${KIND_WORDS[e.kind]}: ${boundsWords(e.lower, e.upper)} (${e.ooms} OOM, ${e.successes} ok)`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** "need x1.10 .. x1.40 of the estimate", "need at most x2.11 …", "no bound yet". */
+function boundsWords(lower: number | null, upper: number | null): string {
+  const x = (r: number) => `x${r.toFixed(2)}`;
+  if (lower !== null && upper !== null) return `need ${x(lower)} .. ${x(upper)} of the estimate`;
+  if (lower !== null) return `need at least ${x(lower)} of the estimate`;
+  if (upper !== null) return `need at most ${x(upper)} of the estimate`;
+  return 'no bound yet';
 }
 
 /** The usual causes of a server that does not answer, from what the connection said. */

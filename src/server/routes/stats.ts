@@ -1,11 +1,13 @@
 /**
  * `GET /api/stats` (the guard's totals) and `GET /api/stats/detailed` (plus per-strategy,
- * per-server and over-time figures computed from the jobs of a time window). Both carry `analytics`:
- * error analytics kept incrementally from the guard's event stream.
+ * per-server and over-time figures computed from the jobs of a time window). Both carry `analytics`
+ * (error analytics) and `goodput` (GPU-seconds failed, succeeded and saved), kept incrementally from
+ * the guard's event stream since this process started.
  */
 import type { z } from 'zod';
 import type { Guard, ServerHealthView } from '../../jobs/guard-api.js';
 import type { JobRecord } from '../../jobs/types.js';
+import { GoodputAccumulator } from '../../telemetry/goodput.js';
 import type { ServiceContext, ZodApp } from '../context.js';
 import { iso } from '../job-view.js';
 import { DetailedStatsQuerySchema, DetailedStatsSchema, errorResponses, StatsSchema } from '../schemas.js';
@@ -71,9 +73,19 @@ export function registerStatsRoutes(app: ZodApp, ctx: ServiceContext): void {
   const { guard } = ctx;
   // The guard keeps the analytics from its event stream (each request reads counters, never scans
   // the store); a service started with errorAnalytics off leaves them out whatever the guard keeps.
+  // Goodput of the attempts this process sees settle (per job, it is read from the stored attempts: job-view.ts).
+  const goodput = new GoodputAccumulator({ perJob: false });
+  const goodputSince = ctx.clock.now();
+  const unsubscribe = guard.onEvent((e) => goodput.observe(e));
+  app.addHook('onClose', async () => unsubscribe());
+  const goodputView = () => {
+    const { total, byCode, byServer } = goodput.report();
+    const spent = total.failedSeconds + total.succeededSeconds;
+    return { since: iso(goodputSince), total, goodput: spent > 0 ? total.succeededSeconds / spent : null, byCode, byServer };
+  };
   const stats = async () => {
     const { analytics, ...totals } = await guard.stats();
-    return ctx.errorAnalytics && analytics ? { ...totals, analytics } : totals;
+    return { ...totals, ...(ctx.errorAnalytics && analytics ? { analytics } : {}), goodput: goodputView() };
   };
 
   app.get(
