@@ -234,6 +234,27 @@ async function latency(fn: () => Promise<unknown>, n = 1000): Promise<{ p50: num
   return { p50: percentile(wall, 50), p99: percentile(wall, 99), cpuP99: percentile(cpu, 99) };
 }
 
+/** `/api/health` and `/api/stats` through the service's own app over a real guard on `store` (its unfinished jobs are recovered at start). */
+async function routeLatency(rows: BenchResult['rows'], notes: string[], backend: string, store: JobStore, unfinished: number): Promise<void> {
+  const t1 = performance.now();
+  const guard = await createGuard({ servers: [UNREACHABLE], store, dispatcher: new HeldDispatcher(), cleanupIntervalMs: 0 });
+  notes.push(`${backend}: guard start on ${STORED} stored jobs (${unfinished} unfinished): ${Math.round(ms(t1))} ms`);
+  const app = buildApp({ guard });
+  try {
+    await app.ready();
+    for (const url of ['/api/health', '/api/stats']) {
+      const l = await latency(async () => {
+        const res = await app.inject({ method: 'GET', url });
+        if (res.statusCode >= 500) throw new Error(`${url} answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
+      });
+      rows.push({ section: 'stored', what: `${backend} GET ${url} (app.inject)`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
+    }
+  } finally {
+    await app.close();
+    await guard.close();
+  }
+}
+
 async function storedStats(rows: BenchResult['rows'], notes: string[], dir: string): Promise<void> {
   const path = join(dir, 'stored.db');
   const init = new SqliteStore({ path });
@@ -254,21 +275,7 @@ async function storedStats(rows: BenchResult['rows'], notes: string[], dir: stri
   }
   const s = await store.stats();
   notes.push(`sqlite stats at ${STORED}: total ${s.total}, queued ${s.byStatus.queued}, failed ${s.byStatus.failed}, completed ${s.byStatus.completed}`);
-  // Route level: the service's app over a real guard on this store (1% of the jobs are queued and recovered at start).
-  const t1 = performance.now();
-  const guard = await createGuard({ servers: [UNREACHABLE], store, dispatcher: new HeldDispatcher(), cleanupIntervalMs: 0 });
-  notes.push(`guard start on ${STORED} stored jobs (${s.byStatus.queued} unfinished): ${Math.round(ms(t1))} ms`);
-  const app = buildApp({ guard });
-  await app.ready();
-  for (const url of ['/api/health', '/api/stats']) {
-    const l = await latency(async () => {
-      const res = await app.inject({ method: 'GET', url });
-      if (res.statusCode >= 500) throw new Error(`${url} answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
-    });
-    rows.push({ section: 'stored', what: `sqlite GET ${url} (app.inject)`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
-  }
-  await app.close();
-  await guard.close();
+  await routeLatency(rows, notes, 'sqlite', store, s.byStatus.queued ?? 0);
   await store.close();
   rmSync(path, { force: true });
   if (WITH_PG) await storedStatsPg(rows, notes);
@@ -314,6 +321,7 @@ async function storedStatsPg(rows: BenchResult['rows'], notes: string[]): Promis
       const l = await latency(fn);
       rows.push({ section: 'stored', what: `postgres ${what}`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
     }
+    await routeLatency(rows, notes, 'postgres', store, c.byStatus.queued ?? 0);
     const size = await client.query(`SELECT pg_total_relation_size('"${schema}".jobs')::float8 AS b`);
     notes.push(`postgres: ${Math.round(Number(size.rows[0]?.b) / STORED)} bytes per stored job (small workflow, 1 attempt, indexes included)`);
   } finally {
