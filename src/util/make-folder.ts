@@ -8,7 +8,6 @@ import { dirname } from 'node:path';
 
 /** Thrown when a level of the path exists but is not a folder. */
 export class NotAFolderError extends Error {
-  readonly code = 'ENOTDIR';
   constructor(readonly path: string) {
     super(`${path} is not a folder`);
     this.name = 'NotAFolderError';
