@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ClassifierRulesError, compileRules, ERROR_CODES, isErrorCode } from '../errors/index.js';
 import { STRATEGY_NAMES, type RecoveryOverrides } from '../jobs/types.js';
 import type { ServerOption } from '../jobs/options.js';
-import { parseOutputDeleteRoute } from '../pool/output-deleter.js';
+import { OutputDeleteRouteSchema } from '../pool/config.js';
 
 const positiveInt = z.number().int().positive();
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
@@ -20,16 +20,7 @@ const ServerSchema = z.strictObject({
   tags: z.array(z.string().min(1)).optional(),
   headers: z.record(z.string(), z.string()).optional(),
   maxInFlight: positiveInt.optional(),
-  outputDelete: z
-    .string()
-    .superRefine((v, ctx) => {
-      try {
-        parseOutputDeleteRoute(v);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
-      }
-    })
-    .optional(),
+  outputDelete: OutputDeleteRouteSchema.optional(),
 });
 
 const AlertSinkSchema = z.strictObject({

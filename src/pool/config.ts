@@ -32,6 +32,15 @@ export interface ServerConfig {
 /** A server configuration with every default filled in. */
 export type ResolvedServerConfig = Readonly<Required<ServerConfig>>;
 
+/** A server's `outputDelete` setting: `none`, `image-browsing` or a route template (see output-deleter.ts). */
+export const OutputDeleteRouteSchema = z.string().superRefine((v, ctx) => {
+  try {
+    parseOutputDeleteRoute(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+  }
+});
+
 const serverSchema = z.strictObject({
   url: z.string().refine((u) => {
     try {
@@ -46,16 +55,7 @@ const serverSchema = z.strictObject({
   tags: z.array(z.string()).optional(),
   headers: z.record(z.string(), z.string()).optional(),
   maxInFlight: z.number().int('must be an integer').min(1, 'must be >= 1').or(z.literal(Number.POSITIVE_INFINITY)).optional(),
-  outputDelete: z
-    .string()
-    .superRefine((v, ctx) => {
-      try {
-        parseOutputDeleteRoute(v);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
-      }
-    })
-    .optional(),
+  outputDelete: OutputDeleteRouteSchema.optional(),
 });
 
 /** Validates the server list; throws a PolicyConfigError naming e.g. `servers.1.weight`. */
