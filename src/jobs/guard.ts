@@ -11,17 +11,7 @@ import { compileRules } from '../errors/index.js';
 import { PoolOutputDeleter, ServerPool, type OutputDeleter } from '../pool/index.js';
 import { InProcessDispatcher } from '../queue/in-process.js';
 import type { Dispatcher } from '../queue/contract.js';
-import {
-  applyParams,
-  compilePolicy,
-  createMemoryModel,
-  memoryModelFromJSON,
-  mergeMemoryStates,
-  type MemoryModel,
-  type MemoryModelState,
-  type PoolView,
-  type RecoveryPolicy,
-} from '../recovery/index.js';
+import { applyParams, compilePolicy, type PoolView, type RecoveryPolicy } from '../recovery/index.js';
 import { compileRetryPolicy, type RetryPolicy } from '../resilience/index.js';
 import type { JobQuery, JobPage, JobStore, UnfinishedPage } from '../store/contract.js';
 import { isStoreError } from '../store/errors.js';
@@ -36,13 +26,14 @@ import { FeedRegistry } from './feed-registry.js';
 import type { Guard, GuardStats, ServerHealthView, SubmitResult } from './guard-api.js';
 import { GuardError } from './guard-error.js';
 import { JobDriver } from './job-driver.js';
-import { learnedMemoryFrom, MEMORY_MODEL_META_KEY, type LearnedMemory } from './learned-memory.js';
+import type { LearnedMemory } from './learned-memory.js';
 import { validateJobOptions, JobInputError } from './job-input.js';
 import { resolveGuardOptions, type GuardOptions, type ResolvedGuardOptions } from './options.js';
 import { ProgressThrottle } from './progress-throttle.js';
 import { recoverUnfinishedJobs } from './restart-recovery.js';
 import { finish, requeueForRetry } from './reducer.js';
 import { ServerPicker, StoreBlockList } from './server-picker.js';
+import { SharedMemoryModel } from './shared-memory-model.js';
 import { guardStatsFrom } from './stats.js';
 import { isTerminal, newJobRecord, type JobOptions, type JobParams, type JobRecord, type JobStatus } from './types.js';
 
@@ -58,26 +49,6 @@ export async function createGuard(options: GuardOptions): Promise<Guard> {
     throw err;
   }
   return guard;
-}
-
-/**
- * The memory model the engine uses, which also records what this process learned since its last
- * write to the store: the write merges only that, so counts are not added again on every write.
- */
-function journaled(model: () => MemoryModel, journal: () => MemoryModel): MemoryModel {
-  return {
-    predict: (wf, server) => model().predict(wf, server),
-    estimate: (wf) => model().estimate(wf),
-    observeOom: (o) => {
-      journal().observeOom(o);
-      return model().observeOom(o);
-    },
-    observeSuccess: (o) => {
-      journal().observeSuccess(o);
-      model().observeSuccess(o);
-    },
-    toJSON: () => model().toJSON(),
-  };
 }
 
 /** How often `wait()`/`progress()` re-read the store when no event arrives (another process may run the job). */
@@ -106,11 +77,10 @@ class GuardImpl implements Guard {
   readonly #resumeWaiters = new Set<() => void>();
   readonly #storeWaits = new Set<TimerHandle>();
   #paused = false;
-  #memory: MemoryModel = createMemoryModel();
-  /** What this process learned since its last write to the store. */
-  #memoryJournal: MemoryModel = createMemoryModel();
-  readonly #memoryView = journaled(() => this.#memory, () => this.#memoryJournal);
-  #memoryWrite: Promise<void> = Promise.resolve();
+  readonly #memory = new SharedMemoryModel(
+    () => this.#store,
+    (err) => this.#o.logger.warn({ err }, 'could not keep what was learned about memory'),
+  );
   #cleanupTimer: TimerHandle | null = null;
   #closing: Promise<void> | null = null;
   #started = false;
@@ -172,8 +142,8 @@ class GuardImpl implements Guard {
         maxRecoveryAgeMs: o.maxRecoveryAgeMs,
         oomRetries: o.oomRetries,
       },
-      memory: () => this.#memoryView,
-      learned: () => this.#persistMemory(),
+      memory: () => this.#memory.view,
+      learned: () => this.#memory.persist(),
     });
   }
 
@@ -181,7 +151,7 @@ class GuardImpl implements Guard {
     this.#store = typeof this.#o.store === 'string' ? await openStore(this.#o.store) : this.#o.store;
     await this.#store.init();
     // What every process learned about memory needs, kept in the store.
-    this.#memory = memoryModelFromJSON(await this.#store.getMeta(MEMORY_MODEL_META_KEY).catch(() => null));
+    await this.#memory.load();
     if (this.#o.instanceId !== undefined) {
       // One clientId per instance, kept across restarts: ComfyUI routes a prompt's events by it.
       const key = `instance:${this.#o.instanceId}:clientId`;
@@ -447,7 +417,7 @@ class GuardImpl implements Guard {
       for (const w of [...this.#resumeWaiters]) w();
       const steps: Array<() => Promise<unknown>> = [
         () => this.#dispatcher.close(),
-        () => this.#memoryWrite,
+        () => this.#memory.flushed(),
         async () => this.#throttle.close(),
         () => this.#feeds.close(),
         () => this.#pool.close(),
@@ -532,37 +502,8 @@ class GuardImpl implements Guard {
     return updated;
   }
 
-  /**
-   * Merges what this process learned since its last write into the store's copy (other processes
-   * learn too), then takes theirs in; writes are chained. Not atomic across processes: two writes
-   * at once can lose one's news, which the next OOM or success of that shape teaches again.
-   */
-  #persistMemory(): void {
-    this.#memoryWrite = this.#memoryWrite
-      .then(async () => {
-        const news = this.#memoryJournal.toJSON();
-        this.#memoryJournal = createMemoryModel();
-        try {
-          const stored = (await this.#store.getMeta(MEMORY_MODEL_META_KEY)) as MemoryModelState | null;
-          const merged = stored ? mergeMemoryStates(stored, news) : news;
-          await this.#store.setMeta(MEMORY_MODEL_META_KEY, merged);
-          // What arrived while we wrote is in the fresh journal: add it on top of the shared state.
-          this.#memory = memoryModelFromJSON(mergeMemoryStates(merged, this.#memoryJournal.toJSON()));
-        } catch (err) {
-          // Kept for the next write.
-          this.#memoryJournal = memoryModelFromJSON(mergeMemoryStates(news, this.#memoryJournal.toJSON()));
-          throw err;
-        }
-      })
-      .catch((err: unknown) => this.#o.logger.warn({ err }, 'could not keep what was learned about memory'));
-  }
-
-  async memoryModel(): Promise<LearnedMemory> {
-    await this.#memoryWrite;
-    // The store's copy has what every process learned; this process's unwritten news goes on top.
-    const stored = await this.#store.getMeta(MEMORY_MODEL_META_KEY).catch(() => null);
-    const news = this.#memoryJournal.toJSON();
-    return learnedMemoryFrom(stored ? mergeMemoryStates(stored as MemoryModelState, news) : this.#memory.toJSON());
+  memoryModel(): Promise<LearnedMemory> {
+    return this.#memory.learned();
   }
 
   #untilResumed(signal: AbortSignal): Promise<void> {
