@@ -10,7 +10,7 @@ import { classify, ComfyGuardError, type Classification, type ClassifierRules } 
 import { ERROR_REGISTRY } from '../errors/codes.js';
 import { oomWordsForDevice } from '../errors/oom-amount.js';
 import type { ServerPool } from '../pool/index.js';
-import { applyParams, scaleQuality, serverMemory, useTiledVae, type MemoryModel, type OomMemoryInput } from '../recovery/index.js';
+import { applyParams, scaleQuality, serverMemory, type MemoryModel, type OomMemoryInput } from '../recovery/index.js';
 import type { JobStore } from '../store/contract.js';
 import { sleep } from '../util/clock.js';
 import { abortReason, runAttempt, type AttemptResult } from './attempt-runner.js';
@@ -163,17 +163,10 @@ export class JobDriver {
         degraded = { level: level.level, factor: level.factor };
       }
       const mm = d.memory();
-      // The servers as the model saw them, and whether the workflow was predicted to fit each.
-      const verdicts = new Map<string, { server: Parameters<MemoryModel['predict']>[1]; fits: boolean | null }>();
-      const predict = (s: Parameters<MemoryModel['predict']>[1]) => {
-        const p = mm.predict(workflow, s);
-        verdicts.set(s.name, { server: s, fits: p.fits });
-        return p;
-      };
       const picked = await d.picker.pick({
         workflow,
         constraint: plan.server,
-        ...(d.o.capacityAware ? { predict } : {}),
+        ...(d.o.capacityAware ? { predict: (s: Parameters<MemoryModel['predict']>[1]) => mm.predict(workflow, s) } : {}),
         ...(job.options.serverTags ? { tags: job.options.serverTags } : {}),
         deadline,
         signal,
@@ -190,16 +183,6 @@ export class JobDriver {
         return { job, done: false, failure: { attempt: null, classification: picked.classification, lost: false, afterRestart: false, workflow, server: null } };
       }
       server = picked.server;
-      // A first attempt predicted not to fit where it goes, but to fit with a tiled decode (same
-      // picture), starts tiled: one OOM fewer, and nothing the user asked for changes.
-      const verdict = verdicts.get(server);
-      if (!plan.strategy && verdict?.fits === false) {
-        const tiled = useTiledVae(workflow);
-        if (tiled && mm.predict(tiled.workflow, verdict.server).fits === true) {
-          workflow = tiled.workflow;
-          changes = [...changes, ...tiled.changes];
-        }
-      }
       attempt = {
         number: job.attempts.length + 1,
         server,
