@@ -92,7 +92,7 @@ describe('renderLearnedMemory', () => {
       '  cpu-box',
       '    a workflow shape (shape k0000ffff)',
       '      RAM (CPU server): need at least x2.00 of the estimate (1 OOM, 0 ok)',
-      '      GPU: no bound yet (1 OOM, 0 ok)',
+      '      GPU: the estimate held (its OOMs needed no more than it predicted) (1 OOM, 0 ok)',
       '',
     ]);
     expect(renderLearnedMemory({ entries: [] }, 'memory:')).toContain('nothing learned yet');

@@ -173,18 +173,19 @@ export function renderLearnedMemory(learned: LearnedMemory, store: string): stri
       shape = e.shape;
       out.push(`    ${e.label ?? 'a workflow shape'} (shape ${e.shape})`);
     }
-    out.push(`      ${KIND_WORDS[e.kind]}: ${boundsWords(e.lower, e.upper)} (${e.ooms} OOM, ${e.successes} ok)`);
+    out.push(`      ${KIND_WORDS[e.kind]}: ${boundsWords(e.lower, e.upper, e.ooms)} (${e.ooms} OOM, ${e.successes} ok)`);
   }
   return `${out.join('\n')}\n`;
 }
 
 /** "need x1.10 .. x1.40 of the estimate", "need at most x2.11 …", "no bound yet". */
-function boundsWords(lower: number | null, upper: number | null): string {
+function boundsWords(lower: number | null, upper: number | null, ooms: number): string {
   const x = (r: number) => `x${r.toFixed(2)}`;
   if (lower !== null && upper !== null) return `need ${x(lower)} .. ${x(upper)} of the estimate`;
   if (lower !== null) return `need at least ${x(lower)} of the estimate`;
   if (upper !== null) return `need at most ${x(upper)} of the estimate`;
-  return 'no bound yet';
+  // An OOM sets a lower bound only when it says more than the estimate already did.
+  return ooms > 0 ? 'the estimate held (its OOMs needed no more than it predicted)' : 'no bound yet';
 }
 
 /** The usual causes of a server that does not answer, from what the connection said. */
