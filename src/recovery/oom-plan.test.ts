@@ -3,6 +3,7 @@ import type { ApiWorkflow } from '../comfy/types.js';
 import type { ErrorCode } from '../errors/codes.js';
 import { newJobRecord, type AttemptRecord, type JobOptions, type JobRecord, type RecoveryStep } from '../jobs/types.js';
 import { GiB, SD15, SDXL, emptyImage, runOnSim, txt2img } from '../../test/support/sim-oracle.js';
+import { cudaOomMessage } from '../sim/memory.js';
 import { computeDegraded } from './degraded.js';
 import { createMemoryModel, type MemoryModel } from './memory-model.js';
 import { compilePolicy, decideNext, type DecisionInput, type PoolServer, type RecoveryDecision } from './policy.js';
@@ -159,6 +160,18 @@ describe('planOom via decideNext (memory model given)', () => {
     expect(d.strategy).toBe('failover');
     expect(d.workflow).toEqual(wf);
     expect(d.message).toContain('with the request as it was');
+  });
+
+  it('tries once what the shape alone predicts to fit when a bound learned too high says nothing fits', async () => {
+    const r = new Run(txt2img({ ckpt: SD15, width: 1024, height: 1024, batch: 8 }), [server('g8', 8)], 'g8');
+    // OOMs seen beside memory the model did not know was taken: bounds far above the truth, for the
+    // plain and the tiled shape alike.
+    for (const tiled of [false, true]) {
+      r.model.observeOom({ server: { ...server('g8', 8), device: 'cuda' }, workflow: txt2img({ ckpt: SD15, width: 512, height: 512, batch: 1, tiled }), text: cudaOomMessage(30 * GiB, 8 * GiB, 7 * GiB) });
+    }
+    const d = attempt(r.fail('COMFYUI_OOM', await firstOom(r)));
+    expect(d.message).toContain('the shape estimate alone; what was learned here predicts no fit');
+    expect((await r.simulate()).ok).toBe(true);
   });
 
   it('aborts clearly when no server is predicted to fit even at the floors', async () => {

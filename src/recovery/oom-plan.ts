@@ -156,15 +156,23 @@ export function planOom(ctx: DecisionContext, list: readonly StrategyName[], mem
   }
 
   // 3. The smallest set of changes predicted to fit, in one attempt.
-  const plansFor = (rungs: ReadonlySet<StrategyName>): FitPlan[] =>
+  const plansFor = (rungs: ReadonlySet<StrategyName>, model: OomMemoryInput['model'] = mem.model): FitPlan[] =>
     loadable
-      .map((s) => fitOn(original, original, s, rungs, mem))
+      .map((s) => fitOn(original, original, s, rungs, { ...mem, model }))
       .filter((p): p is FitPlan => p !== null && p.prediction.fits === true && p.rungs.length > 0)
       // The failed server and workflow again would repeat the failure.
       .filter((p) => !(oomOn.includes(p.server.name) && JSON.stringify(p.workflow) === JSON.stringify(ctx.base)))
       .sort(better);
   const permitted = new Set([...allowed].filter((s) => !exact || MEMORY_RUNGS.find((r) => r.name === s)?.keepsOutput));
-  const plans = plansFor(permitted);
+  let plans = plansFor(permitted);
+  let basis = '';
+  if (plans.length === 0) {
+    // What was learned says nothing fits, but a bound can be learned too high (an OOM beside memory
+    // the model did not know was taken). If the shape alone says a plan fits, try it once: the OOM
+    // budget bounds the cost, and a job that can run is not refused on a guess.
+    plans = plansFor(permitted, SHAPE_ONLY);
+    if (plans.length > 0) basis = 'the shape estimate alone; what was learned here predicts no fit';
+  }
   const best = plans[0];
   if (best) {
     const names = plans.filter((p) => JSON.stringify(p.workflow) === JSON.stringify(best.workflow)).map((p) => p.server.name);
@@ -174,7 +182,7 @@ export function planOom(ctx: DecisionContext, list: readonly StrategyName[], mem
       strategy,
       best.workflow,
       { require: names },
-      `${where}: one attempt with ${best.rungs.join(' + ')} on ${names.join(', ')} (predicted ${need(best.prediction)}): ${describeChanges(changed)}`,
+      `${where}: one attempt with ${best.rungs.join(' + ')} on ${names.join(', ')} (${basis ? `${basis}; by the shape` : 'predicted'} ${need(best.prediction)}): ${describeChanges(changed)}`,
     );
   }
   if (exact) {
