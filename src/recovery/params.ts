@@ -186,7 +186,7 @@ export function applyParams(workflow: ApiWorkflow, params: JobParams): { workflo
   const edit = beginEdit(workflow);
   for (const [name, value] of Object.entries(params)) {
     if (value === undefined) continue;
-    const spec = PARAM_SPECS[name];
+    const spec = Object.hasOwn(PARAM_SPECS, name) ? PARAM_SPECS[name] : undefined;
     if (!spec) {
       applyAddressed(edit, name, value);
       continue;

@@ -244,6 +244,12 @@ describe('applyParams', () => {
     expect(e).toBeInstanceOf(PatchError);
     expect(e).toBeInstanceOf(Error);
   });
+
+  it('treats names of Object.prototype (valueOf, constructor, toString) as unknown params, not as specs (found by the property test)', () => {
+    for (const name of ['valueOf', 'constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+      expect(patchError(() => applyParams(frozen(sd15Txt2img()), JSON.parse(`{"${name}": 0}`) as Record<string, number>)).code).toBe('UNKNOWN_PARAM');
+    }
+  });
 });
 
 describe('useTiledVae', () => {

@@ -144,7 +144,7 @@ export function toApiError(err: unknown): ApiError {
   if (fe && Array.isArray(fe.validation)) return fromValidation(fe);
   const code = codeOf(err);
   if (code !== undefined) {
-    const fst = FASTIFY_CODES[code];
+    const fst = Object.hasOwn(FASTIFY_CODES, code) ? FASTIFY_CODES[code] : undefined;
     if (fst) {
       const e = lookup(fst[0], err, fst[1] ?? messageOf(err));
       return fst[0] === 'INVALID_JSON' ? new ApiError(e.status, e.code, e.message, { field: 'body', cause: err }) : e;
