@@ -54,6 +54,9 @@ export async function createGuard(options: GuardOptions): Promise<Guard> {
 /** How often `wait()`/`progress()` re-read the store when no event arrives (another process may run the job). */
 const STORE_POLL_MS = 2_000;
 
+/** Successes teach the memory model little each: they are written to the store at most this often. */
+const MEMORY_WRITE_DELAY_MS = 2_000;
+
 /** Jobs an emergency stop cancels at once. */
 const EMERGENCY_CANCEL_BATCH = 32;
 
@@ -77,16 +80,18 @@ class GuardImpl implements Guard {
   readonly #resumeWaiters = new Set<() => void>();
   readonly #storeWaits = new Set<TimerHandle>();
   #paused = false;
-  readonly #memory = new SharedMemoryModel(
-    () => this.#store,
-    (err) => this.#o.logger.warn({ err }, 'could not keep what was learned about memory'),
-  );
+  readonly #memory: SharedMemoryModel;
   #cleanupTimer: TimerHandle | null = null;
   #closing: Promise<void> | null = null;
   #started = false;
 
   constructor(o: ResolvedGuardOptions) {
     this.#o = o;
+    this.#memory = new SharedMemoryModel(
+      () => this.#store,
+      (err) => o.logger.warn({ err }, 'could not keep what was learned about memory'),
+      { clock: o.clock, delayMs: MEMORY_WRITE_DELAY_MS },
+    );
     this.#pool = new ServerPool({
       servers: o.servers.map((s) => ({ ...s })),
       clock: o.clock,
@@ -143,7 +148,7 @@ class GuardImpl implements Guard {
         oomRetries: o.oomRetries,
       },
       memory: () => this.#memory.view,
-      learned: () => this.#memory.persist(),
+      learned: (soon) => this.#memory.persist({ soon }),
     });
   }
 

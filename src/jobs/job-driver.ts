@@ -43,9 +43,9 @@ export interface DriverDeps {
   untilResumed(signal: AbortSignal): Promise<void>;
   /** True when this process was asked to cancel the job. */
   cancelRequested(id: string): boolean;
-  /** The shared memory model (routing, OOM planning), and a call after it learned something. */
+  /** The shared memory model (routing, OOM planning), and a call after it learned something (`soon`: a success, written with others shortly). */
   memory(): MemoryModel;
-  learned(): void;
+  learned(soon?: boolean): void;
 }
 
 type StepOutcome = { job: JobRecord; done: true } | { job: JobRecord; done: false; failure: Failure };
@@ -266,7 +266,7 @@ export class JobDriver {
         const fitted = this.#serverMemory(server);
         if (fitted) {
           d.memory().observeSuccess({ server: fitted, workflow: attempt.workflow });
-          d.learned();
+          d.learned(true);
         }
         const r = completeAttempt(job, attempt, { outputs: this.#outputRefs(server, result.outputs), raw: result.outputs }, now());
         const step = openStep(job);

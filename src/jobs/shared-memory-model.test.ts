@@ -2,16 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { GiB, SD15, txt2img } from '../../test/support/sim-oracle.js';
 import type { ServerMemory } from '../recovery/index.js';
 import { cudaOomMessage } from '../sim/memory.js';
+import { ManualClock } from '../../test/comfy/helpers.js';
 import { MemoryStore } from '../store/memory.js';
 import { SharedMemoryModel } from './shared-memory-model.js';
 
 const g8: ServerMemory = { name: 'g8', vramTotal: 8 * GiB, vramFree: 8 * GiB, device: 'cuda' };
 const wf = txt2img({ ckpt: SD15, width: 1024, height: 1024, batch: 2 });
 
-function shared(store: MemoryStore): SharedMemoryModel {
-  return new SharedMemoryModel(() => store, (err) => {
-    throw err;
-  });
+function shared(store: MemoryStore, clock = new ManualClock()): SharedMemoryModel {
+  return new SharedMemoryModel(
+    () => store,
+    (err) => {
+      throw err;
+    },
+    { clock, delayMs: 2_000 },
+  );
 }
 
 describe('SharedMemoryModel', () => {
@@ -52,5 +57,40 @@ describe('SharedMemoryModel', () => {
     b.persist();
     await b.flushed();
     expect((await a.learned()).entries.reduce((n, r) => n + r.ooms, 0)).toBe(2);
+  });
+
+  it('gathers successes and writes them once after the delay (or at flush); an OOM is written at once', async () => {
+    const store = new MemoryStore();
+    await store.init();
+    let writes = 0;
+    const counting = new Proxy(store, {
+      get(t, prop, r) {
+        const v = Reflect.get(t, prop, r) as unknown;
+        if (prop === 'setMeta') return (...a: Parameters<MemoryStore['setMeta']>) => (writes++, t.setMeta(...a));
+        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const clock = new ManualClock();
+    const a = new SharedMemoryModel(() => counting, (err) => { throw err; }, { clock, delayMs: 2_000 });
+    await a.load();
+    for (const batch of [1, 2, 4]) {
+      a.view.observeSuccess({ server: g8, workflow: txt2img({ ckpt: SD15, width: 512, height: 512, batch }) });
+      a.persist({ soon: true });
+    }
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    expect(writes).toBe(0);
+    clock.advance(2_000);
+    await a.flushed();
+    expect(writes).toBe(1);
+    a.view.observeOom({ server: g8, workflow: wf, text: cudaOomMessage(2 * GiB, 8 * GiB, 7 * GiB) });
+    a.persist();
+    await a.flushed();
+    expect(writes).toBe(2);
+    // A success still gathered when the guard closes is written by the flush.
+    a.view.observeSuccess({ server: g8, workflow: wf });
+    a.persist({ soon: true });
+    await a.flushed();
+    expect(writes).toBe(3);
+    expect(clock.pending).toBe(0);
   });
 });
