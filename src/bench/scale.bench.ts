@@ -234,6 +234,18 @@ async function latency(fn: () => Promise<unknown>, n = 1000): Promise<{ p50: num
   return { p50: percentile(wall, 50), p99: percentile(wall, 99), cpuP99: percentile(cpu, 99) };
 }
 
+/** The store calls behind `/api/health` and `/api/stats`, and the first page of the job list. */
+async function storeLatency(rows: BenchResult['rows'], backend: string, store: JobStore): Promise<void> {
+  for (const [what, fn] of [
+    ['store.stats()', () => store.stats()],
+    ['store.countByStatus()', () => store.countByStatus()],
+    ['store.query({limit: 1})', () => store.query({ limit: 1 })],
+  ] as Array<[string, () => Promise<unknown>]>) {
+    const l = await latency(fn);
+    rows.push({ section: 'stored', what: `${backend} ${what}`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
+  }
+}
+
 /** `/api/health` and `/api/stats` through the service's own app over a real guard on `store` (its unfinished jobs are recovered at start). */
 async function routeLatency(rows: BenchResult['rows'], notes: string[], backend: string, store: JobStore, unfinished: number): Promise<void> {
   const t1 = performance.now();
@@ -265,14 +277,7 @@ async function storedStats(rows: BenchResult['rows'], notes: string[], dir: stri
   notes.push(`sqlite: ${STORED} jobs written by one INSERT ... SELECT in ${round(ms(t0) / 1000)} s (counters kept by the triggers)`);
   const store = new SqliteStore({ path });
   await store.init();
-  for (const [what, fn] of [
-    ['store.stats()', () => store.stats()],
-    ['store.countByStatus()', () => store.countByStatus()],
-    ['store.query({limit: 1})', () => store.query({ limit: 1 })],
-  ] as Array<[string, () => Promise<unknown>]>) {
-    const l = await latency(fn);
-    rows.push({ section: 'stored', what: `sqlite ${what}`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
-  }
+  await storeLatency(rows, 'sqlite', store);
   const s = await store.stats();
   notes.push(`sqlite stats at ${STORED}: total ${s.total}, queued ${s.byStatus.queued}, failed ${s.byStatus.failed}, completed ${s.byStatus.completed}`);
   await routeLatency(rows, notes, 'sqlite', store, s.byStatus.queued ?? 0);
@@ -313,14 +318,7 @@ async function storedStatsPg(rows: BenchResult['rows'], notes: string[]): Promis
     notes.push(`postgres: ${STORED} jobs written by one INSERT ... SELECT and the counters backfilled in ${round(ms(t0) / 1000)} s`);
     const c = await store.countByStatus();
     if (c.total !== STORED) notes.push(`postgres: countByStatus says ${c.total} jobs, expected ${STORED}`);
-    for (const [what, fn] of [
-      ['store.stats()', () => store.stats()],
-      ['store.countByStatus()', () => store.countByStatus()],
-      ['store.query({limit: 1})', () => store.query({ limit: 1 })],
-    ] as Array<[string, () => Promise<unknown>]>) {
-      const l = await latency(fn);
-      rows.push({ section: 'stored', what: `postgres ${what}`, at: STORED, 'p50 ms': round(l.p50, 2), 'p99 ms': round(l.p99, 2), 'p99 cpu ms': round(l.cpuP99, 2) });
-    }
+    await storeLatency(rows, 'postgres', store);
     await routeLatency(rows, notes, 'postgres', store, c.byStatus.queued ?? 0);
     const size = await client.query(`SELECT pg_total_relation_size('"${schema}".jobs')::float8 AS b`);
     notes.push(`postgres: ${Math.round(Number(size.rows[0]?.b) / STORED)} bytes per stored job (small workflow, 1 attempt, indexes included)`);
