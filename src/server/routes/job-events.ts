@@ -4,7 +4,7 @@
  * after the terminal state. A comment line every `sseHeartbeatMs` keeps proxies from cutting it.
  */
 import { z } from 'zod';
-import type { AttemptOutcome, ComfyExecutionMessage, JobEvent } from '../../jobs/guard-api.js';
+import type { ComfyExecutionMessage, JobEvent } from '../../jobs/guard-api.js';
 import type { JobStatus, StrategyName } from '../../jobs/types.js';
 import { openSse } from '../sse.js';
 import { ApiError } from '../api-error.js';
@@ -12,26 +12,18 @@ import type { ServiceContext, ZodApp } from '../context.js';
 import { iso, toJobView, type JobView, type RecoveryStepView } from '../job-view.js';
 import { ErrorResponseSchema, JobIdParamsSchema } from '../schemas.js';
 
+/** A guard event as sent: the same fields, its time as an ISO string. */
+type Wire<T extends JobEvent['type']> = Omit<Extract<JobEvent, { type: T }>, 'at'> & { at: string };
+
 type StepPayload = Omit<RecoveryStepView, 'strategy'> & { strategy: StrategyName; fingerprint?: string };
 
 /** The JSON payload of each SSE event type (the dashboard is type-checked against this). */
 export type EventPayload =
   | { type: 'state'; jobId: string; from: JobStatus | null; to: JobStatus; at: string; job: JobView }
-  | { type: 'progress'; jobId: string; progress: number; node: string | null; attempt: number; at: string }
+  | Wire<'progress'>
   | { type: 'recovery' | 'recovery_closed'; jobId: string; at: string; step: StepPayload }
-  | { type: 'attempt_started'; jobId: string; attempt: number; server: string; promptId: string; strategy: StrategyName | null; reattached: boolean; at: string }
-  | {
-      type: 'attempt_settled';
-      jobId: string;
-      attempt: number;
-      server: string;
-      promptId: string;
-      outcome: AttemptOutcome;
-      code: string | null;
-      message: string | null;
-      durationMs: number;
-      at: string;
-    }
+  | Wire<'attempt_started'>
+  | Wire<'attempt_settled'>
   | { type: 'comfy'; jobId: string; attempt: number; server: string; message: ComfyExecutionMessage; at: string };
 
 /** The JSON payload of one SSE event (the job in a `state` event has the API's job shape); null for previews. */
